@@ -1,0 +1,93 @@
+//! WebSocket frames on `/api/v1/ws`: JSON text messages tagged by `type`.
+//!
+//! A connection authenticates with `Authorization: Bearer TOKEN` on the upgrade request
+//! (never a token in the URL) and may pass `?after=CURSOR`, the highest message id it has.
+//! The server then sends `hello`, every message after the cursor in id order (in pages),
+//! `synced`, and from then on live frames. Without `after` it starts with live frames.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{ConversationInfo, Message, SendAck, UserInfo};
+use crate::error::ErrorCode;
+use crate::ids::{ConversationId, MessageId};
+
+/// Frames a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ClientFrame {
+    /// Send a message; answered by `ack` (or `error` carrying the same `client_id`).
+    Send {
+        conversation_id: ConversationId,
+        client_id: String,
+        text: String,
+    },
+    /// Application-level keepalive; answered by `pong` with the same nonce.
+    Ping {
+        #[serde(default)]
+        nonce: u64,
+    },
+}
+
+/// Frames the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerFrame {
+    /// First frame on every connection.
+    Hello {
+        user: UserInfo,
+        /// The newest message id visible to this user right now. A client without a
+        /// cursor stores this one to receive everything after it next time.
+        cursor: MessageId,
+        /// Seconds between server pings; a client that hears nothing for two of these
+        /// should reconnect.
+        heartbeat_secs: u32,
+    },
+    /// A message, replayed on resume or live.
+    Message {
+        message: Message,
+    },
+    /// Replay is complete: everything up to `cursor` has been sent; live frames follow.
+    Synced {
+        cursor: MessageId,
+    },
+    /// A send over this socket is durably stored.
+    Ack {
+        client_id: String,
+        #[serde(flatten)]
+        ack: SendAck,
+    },
+    /// The caller joined a conversation or its details changed.
+    Conversation {
+        conversation: ConversationInfo,
+    },
+    /// The caller is no longer a member of this conversation.
+    Removed {
+        conversation_id: ConversationId,
+    },
+    /// A request failed. `client_id` is set when it answers a `send`.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    Pong {
+        nonce: u64,
+    },
+}
+
+impl ClientFrame {
+    /// Decodes one text frame, mapping any failure to a message fit for an `error` frame.
+    pub fn decode(text: &str) -> Result<ClientFrame, String> {
+        serde_json::from_str(text).map_err(|e| format!("could not decode frame: {e}"))
+    }
+}
+
+impl ServerFrame {
+    pub fn encode(&self) -> String {
+        // Serialization of these plain types cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
