@@ -1,0 +1,181 @@
+//! Server configuration: defaults, then a TOML file (`--config`), then `NATTERD_*`
+//! environment variables, then command-line flags; later sources win.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use natter_protocol::limits;
+use serde::Deserialize;
+
+/// How hard SQLite works to keep an acknowledged message through a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous = FULL`: an acknowledged message survives a process crash and a
+    /// power loss. The default.
+    Full,
+    /// `synchronous = NORMAL`: survives a process crash (`kill -9`); the last commits
+    /// before a power loss may be lost.
+    Normal,
+}
+
+impl Durability {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    Open,
+    Closed,
+}
+
+/// The whole configuration. Field names are the TOML keys; `NATTERD_<KEY>` (upper case)
+/// overrides each of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Where the database lives. Default: the platform data directory
+    /// (`~/.local/share/natter` on Linux).
+    pub data_dir: Option<PathBuf>,
+    pub registration: Registration,
+    pub durability: Durability,
+    pub max_message_bytes: usize,
+    pub max_frame_bytes: usize,
+    pub max_group_members: usize,
+    /// Frames buffered per connection before it counts as a slow consumer.
+    pub queue_capacity: usize,
+    pub heartbeat_secs: u32,
+    /// Read connections to the database.
+    pub readers: usize,
+    /// Tokens expire this many days after they were issued.
+    pub token_ttl_days: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7600)),
+            data_dir: None,
+            registration: Registration::Open,
+            durability: Durability::Full,
+            max_message_bytes: limits::DEFAULT_MAX_MESSAGE_BYTES,
+            max_frame_bytes: limits::DEFAULT_MAX_FRAME_BYTES,
+            max_group_members: limits::DEFAULT_MAX_GROUP_MEMBERS,
+            queue_capacity: 1024,
+            heartbeat_secs: 20,
+            readers: 4,
+            token_ttl_days: 90,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the TOML file (when given) and applies environment overrides from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("config file {} is not valid TOML", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix("NATTERD_") else {
+                continue;
+            };
+            let name = name.to_ascii_lowercase();
+            if name == "log" {
+                continue;
+            }
+            // Numbers stay numbers; everything else is a string.
+            let v = match value.parse::<i64>() {
+                Ok(n) => toml::Value::Integer(n),
+                Err(_) => toml::Value::String(value),
+            };
+            table.insert(name, v);
+        }
+        let config: Config = table.try_into().context("invalid configuration")?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_message_bytes >= 1,
+            "max_message_bytes must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_frame_bytes >= self.max_message_bytes + 1024,
+            "max_frame_bytes must exceed max_message_bytes by at least 1024"
+        );
+        anyhow::ensure!(
+            self.queue_capacity >= 2,
+            "queue_capacity must be at least 2"
+        );
+        anyhow::ensure!(
+            self.heartbeat_secs >= 1,
+            "heartbeat_secs must be at least 1"
+        );
+        anyhow::ensure!(self.readers >= 1, "readers must be at least 1");
+        anyhow::ensure!(
+            self.max_group_members >= 2,
+            "max_group_members must be at least 2"
+        );
+        Ok(())
+    }
+
+    /// The data directory, falling back to the platform's.
+    pub fn resolved_data_dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.data_dir {
+            return Ok(dir.clone());
+        }
+        directories::ProjectDirs::from("", "", "natter")
+            .map(|d| d.data_dir().to_path_buf())
+            .context("cannot find a home directory for the data; pass --data-dir")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("natterd.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nmax_message_bytes = 100\nmax_frame_bytes = 4096\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("NATTERD_MAX_MESSAGE_BYTES".to_string(), "200".to_string()),
+            ("NATTERD_REGISTRATION".to_string(), "closed".to_string()),
+            ("HOME".to_string(), "/x".to_string()),
+        ];
+        let c = Config::load(Some(&path), env).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.max_message_bytes, 200);
+        assert_eq!(c.registration, Registration::Closed);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let env = vec![("NATTERD_NO_SUCH_THING".to_string(), "1".to_string())];
+        let err = Config::load(None, env).unwrap_err();
+        assert!(format!("{err:#}").contains("no_such_thing"), "{err:#}");
+    }
+}

@@ -1,0 +1,527 @@
+//! The domain: typed operations on accounts, conversations and messages, with every
+//! authorization check. It knows nothing of HTTP or WebSockets; the transport layer
+//! turns requests into calls here and [`DomainError`]s into wire errors.
+
+mod auth;
+
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use natter_protocol::validate::{self, ValidationError};
+use natter_protocol::{
+    AuthResponse, ConversationId, ConversationInfo, ConversationKind, ErrorCode, GroupInfo,
+    HistoryPage, MessageId, Role, SendAck, ServerFrame, SyncPage, UserId, UserInfo, limits,
+};
+use tokio::sync::mpsc;
+
+use crate::config::{Config, Registration};
+use crate::hub::{Bus, Outbound};
+use crate::store::{Committed, MembershipChange, Store, StoreError};
+
+pub use auth::{hash_token, new_token};
+
+/// The authenticated caller of an operation.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub id: UserId,
+    pub username: String,
+    pub is_admin: bool,
+}
+
+impl Principal {
+    pub fn info(&self) -> UserInfo {
+        UserInfo {
+            id: self.id,
+            username: self.username.clone(),
+            is_admin: self.is_admin,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DomainError {
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not logged in or the session has expired: log in again")]
+    Unauthorized,
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("registration is closed on this server: ask its admin for an account")]
+    RegistrationClosed,
+    #[error("username {0} is taken")]
+    UsernameTaken(String),
+    #[error("a group named {0} already exists")]
+    GroupTaken(String),
+    #[error("no user named {0}")]
+    UnknownUser(String),
+    #[error("you are not a member of group {0}")]
+    NotGroupMember(String),
+    #[error("you are not a member of conversation {0}")]
+    NotMember(ConversationId),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("group {name} would have more than {max} members")]
+    GroupFull { name: String, max: usize },
+    #[error("the server cannot store data right now; nothing was stored: try again later")]
+    StorageUnavailable,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl DomainError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DomainError::Invalid(ValidationError::MessageTooLarge { .. }) => {
+                ErrorCode::MessageTooLarge
+            }
+            DomainError::Invalid(_) | DomainError::BadRequest(_) => ErrorCode::BadRequest,
+            DomainError::Unauthorized => ErrorCode::Unauthorized,
+            DomainError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            DomainError::RegistrationClosed => ErrorCode::RegistrationClosed,
+            DomainError::UsernameTaken(_) | DomainError::GroupTaken(_) => ErrorCode::NameTaken,
+            DomainError::UnknownUser(_) => ErrorCode::UnknownUser,
+            DomainError::NotGroupMember(_) | DomainError::NotMember(_) => ErrorCode::NotMember,
+            DomainError::Forbidden(_) => ErrorCode::Forbidden,
+            DomainError::NotFound(_) => ErrorCode::NotFound,
+            DomainError::GroupFull { .. } => ErrorCode::GroupFull,
+            DomainError::StorageUnavailable => ErrorCode::StorageUnavailable,
+            DomainError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(detail) => {
+                tracing::error!(%detail, "storage unavailable");
+                DomainError::StorageUnavailable
+            }
+            other => DomainError::Internal(other.to_string()),
+        }
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;
+
+/// Limits the domain enforces, taken from the configuration.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub max_group_members: usize,
+    pub registration: Registration,
+    pub token_ttl: time::Duration,
+}
+
+impl From<&Config> for Limits {
+    fn from(c: &Config) -> Self {
+        Limits {
+            max_message_bytes: c.max_message_bytes,
+            max_group_members: c.max_group_members,
+            registration: c.registration,
+            token_ttl: time::Duration::days(i64::from(c.token_ttl_days)),
+        }
+    }
+}
+
+pub struct Domain {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub limits: Limits,
+}
+
+/// Serializes a server frame once for any number of recipients.
+pub fn outbound(frame: &ServerFrame) -> Outbound {
+    let message_id = match frame {
+        ServerFrame::Message { message } => message.id,
+        _ => 0,
+    };
+    Outbound {
+        text: Utf8Bytes::from(frame.encode()),
+        message_id,
+    }
+}
+
+/// Delivers committed messages to their recipients, in commit order. Runs until the
+/// store's writer goes away.
+pub async fn fan_out(mut committed: mpsc::Receiver<Committed>, bus: Arc<dyn Bus>) {
+    while let Some(c) = committed.recv().await {
+        let frame = outbound(&ServerFrame::Message { message: c.message });
+        bus.publish(&c.recipients, frame);
+    }
+}
+
+impl Domain {
+    // ----- accounts -----
+
+    pub async fn register(&self, username: &str, password: &str) -> DomainResult<AuthResponse> {
+        if self.limits.registration == Registration::Closed {
+            return Err(DomainError::RegistrationClosed);
+        }
+        let username = validate::username(username)?;
+        validate::password(password)?;
+        if self.store.user_by_name(&username).await?.is_some() {
+            return Err(DomainError::UsernameTaken(username));
+        }
+        let hash = auth::hash_password(password.to_owned()).await?;
+        let user = match self.store.create_user(&username, &hash).await {
+            Err(StoreError::NameTaken) => return Err(DomainError::UsernameTaken(username)),
+            other => other?,
+        };
+        let principal = Principal {
+            id: user.id,
+            username: user.username,
+            is_admin: user.is_admin,
+        };
+        self.issue_token(principal, Some("registration".into()))
+            .await
+    }
+
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        device: Option<String>,
+    ) -> DomainResult<AuthResponse> {
+        let user = match validate::username(username) {
+            Ok(name) => self.store.user_by_name(&name).await?,
+            Err(_) => None,
+        };
+        // Verify against a dummy hash for unknown users so timing does not tell.
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = auth::verify_password(password.to_owned(), hash).await?;
+        let user = match user {
+            Some(u) if ok && !u.disabled => u,
+            _ => return Err(DomainError::InvalidCredentials),
+        };
+        let principal = Principal {
+            id: user.id,
+            username: user.username,
+            is_admin: user.is_admin,
+        };
+        let device = device.map(|d| d.chars().take(64).collect());
+        self.issue_token(principal, device).await
+    }
+
+    async fn issue_token(
+        &self,
+        principal: Principal,
+        device: Option<String>,
+    ) -> DomainResult<AuthResponse> {
+        let token = new_token();
+        let expires = time::OffsetDateTime::now_utc() + self.limits.token_ttl;
+        self.store
+            .create_session(principal.id, hash_token(&token), device, expires)
+            .await?;
+        Ok(AuthResponse {
+            token,
+            user: principal.info(),
+        })
+    }
+
+    pub async fn authenticate(&self, token: &str) -> DomainResult<Principal> {
+        match self.store.session_user(hash_token(token)).await? {
+            Some(u) if !u.disabled => Ok(Principal {
+                id: u.id,
+                username: u.username,
+                is_admin: u.is_admin,
+            }),
+            _ => Err(DomainError::Unauthorized),
+        }
+    }
+
+    pub async fn logout(&self, token: &str) -> DomainResult<()> {
+        Ok(self.store.delete_session(hash_token(token)).await?)
+    }
+
+    pub async fn user(&self, username: &str) -> DomainResult<UserInfo> {
+        let name = validate::username(username)?;
+        let u = self
+            .store
+            .user_by_name(&name)
+            .await?
+            .ok_or(DomainError::UnknownUser(name))?;
+        Ok(UserInfo {
+            id: u.id,
+            username: u.username,
+            is_admin: u.is_admin,
+        })
+    }
+
+    async fn user_id(&self, username: &str) -> DomainResult<UserId> {
+        let name = validate::username(username.trim_start_matches('@'))?;
+        match self.store.user_by_name(&name).await? {
+            Some(u) if !u.disabled => Ok(u.id),
+            _ => Err(DomainError::UnknownUser(name)),
+        }
+    }
+
+    // ----- conversations -----
+
+    pub async fn conversations(&self, p: &Principal) -> DomainResult<Vec<ConversationInfo>> {
+        Ok(self.store.conversations(p.id).await?)
+    }
+
+    pub async fn conversation(
+        &self,
+        p: &Principal,
+        id: ConversationId,
+    ) -> DomainResult<ConversationInfo> {
+        self.store
+            .conversation(p.id, id)
+            .await?
+            .ok_or(DomainError::NotMember(id))
+    }
+
+    pub async fn open_direct(
+        &self,
+        p: &Principal,
+        username: &str,
+    ) -> DomainResult<ConversationInfo> {
+        let other = self.user_id(username).await?;
+        let id = self.store.open_direct(p.id, other).await?;
+        self.conversation(p, id).await
+    }
+
+    /// The group's id when the caller is a member; otherwise the same refusal whether or
+    /// not the group exists.
+    async fn member_group(
+        &self,
+        p: &Principal,
+        name: &str,
+    ) -> DomainResult<(ConversationId, Role)> {
+        let name = validate::group_name(name.trim_start_matches('#'))?;
+        if let Some(id) = self.store.group_id(&name).await?
+            && let Some(role) = self.store.role(id, p.id).await?
+        {
+            return Ok((id, role));
+        }
+        Err(DomainError::NotGroupMember(name))
+    }
+
+    pub async fn create_group(
+        &self,
+        p: &Principal,
+        name: &str,
+        members: &[String],
+    ) -> DomainResult<GroupInfo> {
+        let name = validate::group_name(name.trim_start_matches('#'))?;
+        let mut ids = Vec::with_capacity(members.len());
+        for m in members {
+            let id = self.user_id(m).await?;
+            if id != p.id && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        if ids.len() + 1 > self.limits.max_group_members {
+            return Err(DomainError::GroupFull {
+                name,
+                max: self.limits.max_group_members,
+            });
+        }
+        let id = match self.store.create_group(p.id, &name, &ids).await {
+            Err(StoreError::NameTaken) => return Err(DomainError::GroupTaken(name)),
+            other => other?,
+        };
+        self.announce(MembershipChange {
+            conversation_id: id,
+            added: ids,
+            removed: vec![],
+        })
+        .await;
+        Ok(self.store.group_info(id).await?)
+    }
+
+    pub async fn groups(&self, p: &Principal) -> DomainResult<Vec<GroupInfo>> {
+        let mut out = Vec::new();
+        for c in self.store.conversations(p.id).await? {
+            if c.kind == ConversationKind::Group {
+                out.push(self.store.group_info(c.id).await?);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub async fn group_info(&self, p: &Principal, name: &str) -> DomainResult<GroupInfo> {
+        let (id, _) = self.member_group(p, name).await?;
+        Ok(self.store.group_info(id).await?)
+    }
+
+    pub async fn add_members(
+        &self,
+        p: &Principal,
+        name: &str,
+        users: &[String],
+    ) -> DomainResult<GroupInfo> {
+        let (id, role) = self.member_group(p, name).await?;
+        let info = self.store.group_info(id).await?;
+        if !role.can_manage() {
+            return Err(DomainError::Forbidden(format!(
+                "only the owner or an admin of {} can add members",
+                info.name
+            )));
+        }
+        let mut ids = Vec::with_capacity(users.len());
+        for u in users {
+            ids.push(self.user_id(u).await?);
+        }
+        let change = match self
+            .store
+            .add_members(id, &ids, self.limits.max_group_members)
+            .await
+        {
+            Err(StoreError::GroupFull(max)) => {
+                return Err(DomainError::GroupFull {
+                    name: info.name,
+                    max,
+                });
+            }
+            other => other?,
+        };
+        self.announce(change).await;
+        Ok(self.store.group_info(id).await?)
+    }
+
+    pub async fn remove_member(
+        &self,
+        p: &Principal,
+        name: &str,
+        username: &str,
+    ) -> DomainResult<GroupInfo> {
+        let (id, role) = self.member_group(p, name).await?;
+        let info = self.store.group_info(id).await?;
+        let target = self.user_id(username).await?;
+        let target_role = self.store.role(id, target).await?;
+        let target_name = validate::username(username.trim_start_matches('@'))?;
+        let Some(target_role) = target_role else {
+            return Err(DomainError::NotFound(format!(
+                "{target_name} is not a member of {}",
+                info.name
+            )));
+        };
+        if target_role == Role::Owner {
+            return Err(DomainError::Forbidden(format!(
+                "the owner of {} cannot be removed",
+                info.name
+            )));
+        }
+        if target != p.id && !role.can_manage() {
+            return Err(DomainError::Forbidden(format!(
+                "only the owner or an admin of {} can remove members",
+                info.name
+            )));
+        }
+        if target != p.id && role == Role::Admin && target_role == Role::Admin {
+            return Err(DomainError::Forbidden(format!(
+                "an admin of {} cannot remove another admin",
+                info.name
+            )));
+        }
+        let change = self.store.remove_member(id, target).await?;
+        self.announce(change).await;
+        Ok(self.store.group_info(id).await?)
+    }
+
+    /// Tells added members about their new conversation and removed ones that it is gone.
+    async fn announce(&self, change: MembershipChange) {
+        for user in &change.added {
+            if let Ok(Some(conversation)) =
+                self.store.conversation(*user, change.conversation_id).await
+            {
+                self.bus.publish(
+                    &[*user],
+                    outbound(&ServerFrame::Conversation { conversation }),
+                );
+            }
+        }
+        if !change.removed.is_empty() {
+            let frame = outbound(&ServerFrame::Removed {
+                conversation_id: change.conversation_id,
+            });
+            self.bus.publish(&change.removed, frame);
+        }
+    }
+
+    // ----- messages -----
+
+    pub async fn send(
+        &self,
+        p: &Principal,
+        conversation: ConversationId,
+        client_id: &str,
+        text: &str,
+    ) -> DomainResult<SendAck> {
+        validate::client_id(client_id)?;
+        validate::message_text(text, self.limits.max_message_bytes)?;
+        match self
+            .store
+            .insert_message(p.id, conversation, client_id, text)
+            .await
+        {
+            Ok(stored) => Ok(SendAck {
+                message: stored.message,
+                duplicate: stored.duplicate,
+            }),
+            Err(StoreError::NotMember) => Err(DomainError::NotMember(conversation)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn history(
+        &self,
+        p: &Principal,
+        conversation: ConversationId,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<u32>,
+    ) -> DomainResult<HistoryPage> {
+        let limit = page_limit(limit)?;
+        self.require_member(p, conversation).await?;
+        Ok(self
+            .store
+            .history(conversation, before, after, limit)
+            .await?)
+    }
+
+    pub async fn sync(
+        &self,
+        p: &Principal,
+        after: MessageId,
+        limit: Option<u32>,
+    ) -> DomainResult<SyncPage> {
+        let limit = page_limit(limit)?;
+        Ok(self.store.sync(p.id, after, limit).await?)
+    }
+
+    pub async fn head(&self, p: &Principal) -> DomainResult<MessageId> {
+        Ok(self.store.head(p.id).await?)
+    }
+
+    async fn require_member(
+        &self,
+        p: &Principal,
+        conversation: ConversationId,
+    ) -> DomainResult<()> {
+        match self.store.role(conversation, p.id).await? {
+            Some(_) => Ok(()),
+            None => Err(DomainError::NotMember(conversation)),
+        }
+    }
+}
+
+fn page_limit(limit: Option<u32>) -> DomainResult<u32> {
+    let limit = limit.unwrap_or(limits::DEFAULT_HISTORY_LIMIT);
+    if !(1..=limits::MAX_HISTORY_LIMIT).contains(&limit) {
+        return Err(DomainError::BadRequest(format!(
+            "limit must be between 1 and {}",
+            limits::MAX_HISTORY_LIMIT
+        )));
+    }
+    Ok(limit)
+}

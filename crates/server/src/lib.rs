@@ -1,0 +1,124 @@
+//! `natter-server`: the Natter chat server, run as `natterd`.
+//!
+//! Three layers, as in mini-redis: [`transport`] turns HTTP requests and WebSocket frames
+//! into typed calls on the [`domain`], which checks authorization and limits and talks to
+//! [`store`] (the storage trait and its SQLite implementation). [`hub`] holds each
+//! connection's bounded outbound queue and fans committed messages out; [`config`] reads
+//! the TOML file, `NATTERD_*` variables and flags.
+//!
+//! A message's path: `POST /conversations/{id}/messages` (or a `send` frame) →
+//! [`domain::Domain::send`] → the store's writer thread commits it (batched with whatever
+//! else is queued) → the caller gets its ack → the committed message goes, in commit
+//! order, to [`domain::fan_out`], which serializes it once and queues the bytes on every
+//! connection of every member.
+
+pub mod config;
+pub mod domain;
+pub mod hub;
+pub mod store;
+pub mod transport;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+pub use transport::{AppState, openapi, router};
+
+use crate::domain::{Domain, Limits};
+use crate::hub::{Bus, Hub, LocalBus};
+use crate::store::sqlite::{SqliteStore, WriterThread};
+
+/// A server that is set up (database open, migrations applied) and ready to serve.
+pub struct Server {
+    pub state: AppState,
+    writer: WriterThread,
+    fan_out: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the database under the configured data directory and wires the layers.
+    pub async fn new(config: Config) -> anyhow::Result<Server> {
+        let data_dir = config.resolved_data_dir()?;
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        let db = data_dir.join("natter.db");
+        let (committed_tx, committed_rx) = tokio::sync::mpsc::channel(4096);
+        let (store, writer) =
+            SqliteStore::open(&db, config.durability, config.readers, committed_tx)
+                .with_context(|| format!("cannot open database {}", db.display()))?;
+        let hub = Hub::new(config.queue_capacity);
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus(hub.clone()));
+        let fan_out = tokio::spawn(domain::fan_out(committed_rx, bus.clone()));
+        let domain = Arc::new(Domain {
+            store: store::sqlite::shared(store),
+            bus,
+            limits: Limits::from(&config),
+        });
+        let state = AppState {
+            domain,
+            hub,
+            config: Arc::new(config),
+            sessions: TaskTracker::new(),
+        };
+        Ok(Server {
+            state,
+            writer,
+            fan_out,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then closes every WebSocket with a close frame,
+    /// lets in-flight requests and writes finish, and stops the writer.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Server {
+            state,
+            writer,
+            fan_out,
+        } = self;
+        let hub = state.hub.clone();
+        let sessions = state.sessions.clone();
+        let app = router(state);
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let signal_hub = hub.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+                signal_hub.shutdown.cancel();
+            })
+            .await
+            .context("server failed")?;
+        sessions.close();
+        if tokio::time::timeout(Duration::from_secs(5), sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some WebSocket sessions did not close in time");
+        }
+        // Every store handle is gone once the sessions and the router are: the writer
+        // finishes its last transaction and exits.
+        let joined = tokio::task::spawn_blocking(move || writer.join());
+        if tokio::time::timeout(Duration::from_secs(10), joined)
+            .await
+            .is_err()
+        {
+            tracing::warn!("database writer did not stop in time");
+        }
+        fan_out.abort();
+        Ok(())
+    }
+}

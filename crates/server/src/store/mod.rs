@@ -1,0 +1,153 @@
+//! Storage: the [`Store`] trait the domain layer talks to, and its SQLite
+//! implementation ([`sqlite::SqliteStore`]). A PostgreSQL store would implement the same
+//! trait; nothing above this module knows which one runs.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use natter_protocol::{
+    ConversationId, ConversationInfo, GroupInfo, HistoryPage, Message, MessageId, Role, SyncPage,
+    UserId,
+};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("name is taken")]
+    NameTaken,
+    #[error("not a member")]
+    NotMember,
+    #[error("not found")]
+    NotFound,
+    #[error("the group would have more than {0} members")]
+    GroupFull(usize),
+    /// The database refused the write for lack of space (SQLITE_FULL) or I/O trouble.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("storage is shut down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code() {
+            Some(C::DiskFull | C::SystemIoFailure | C::CannotOpen | C::ReadOnly) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user as the server knows it.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub username: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+}
+
+/// The result of storing a message.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub message: Message,
+    /// True when (sender, client id) was already stored: nothing new was written.
+    pub duplicate: bool,
+}
+
+/// A message that was just committed, with the members to deliver it to. The store
+/// emits these in commit order, which is id order.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub message: Message,
+    pub recipients: Vec<UserId>,
+}
+
+/// A membership change that was just committed.
+#[derive(Debug, Clone)]
+pub struct MembershipChange {
+    pub conversation_id: ConversationId,
+    pub added: Vec<UserId>,
+    pub removed: Vec<UserId>,
+}
+
+/// What the domain needs from storage. Every write is committed before the future
+/// resolves: an `Ok` means durable.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a user; the first user ever becomes a server admin.
+    async fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<UserRecord>;
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    async fn create_session(
+        &self,
+        user_id: UserId,
+        token_hash: [u8; 32],
+        device: Option<String>,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// The user a live, unexpired token belongs to.
+    async fn session_user(&self, token_hash: [u8; 32]) -> StoreResult<Option<UserRecord>>;
+    async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;
+
+    /// The direct conversation between two users, created when missing.
+    async fn open_direct(&self, a: UserId, b: UserId) -> StoreResult<ConversationId>;
+    /// Creates a group with `owner` as owner and `members` as members.
+    async fn create_group(
+        &self,
+        owner: UserId,
+        name: &str,
+        members: &[UserId],
+    ) -> StoreResult<ConversationId>;
+    async fn group_id(&self, name: &str) -> StoreResult<Option<ConversationId>>;
+    async fn role(&self, conversation: ConversationId, user: UserId) -> StoreResult<Option<Role>>;
+    async fn group_info(&self, conversation: ConversationId) -> StoreResult<GroupInfo>;
+    async fn add_members(
+        &self,
+        conversation: ConversationId,
+        users: &[UserId],
+        max_members: usize,
+    ) -> StoreResult<MembershipChange>;
+    async fn remove_member(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+    ) -> StoreResult<MembershipChange>;
+    /// Conversations of `user`, latest activity first; direct ones only once they have a
+    /// message.
+    async fn conversations(&self, user: UserId) -> StoreResult<Vec<ConversationInfo>>;
+    /// One conversation as `user` sees it; `None` when the user is not a member.
+    async fn conversation(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+    ) -> StoreResult<Option<ConversationInfo>>;
+
+    /// Stores a message from a member, or returns the earlier one for a repeated
+    /// (sender, client id). `NotMember` when the sender is not a member.
+    async fn insert_message(
+        &self,
+        sender: UserId,
+        conversation: ConversationId,
+        client_id: &str,
+        text: &str,
+    ) -> StoreResult<Stored>;
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<HistoryPage>;
+    /// Messages of every conversation of `user` with id greater than `after`, oldest first.
+    async fn sync(&self, user: UserId, after: MessageId, limit: u32) -> StoreResult<SyncPage>;
+    /// The newest message id in any conversation of `user` (0 when none).
+    async fn head(&self, user: UserId) -> StoreResult<MessageId>;
+}

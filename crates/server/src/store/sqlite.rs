@@ -1,0 +1,701 @@
+//! The SQLite store: one writer thread that owns the only write connection and commits
+//! whatever has queued up in one transaction (group commit), plus a pool of read
+//! connections. WAL mode lets readers run while the writer commits.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_sqlite::{Pool, Runtime};
+use natter_protocol::{
+    ConversationId, ConversationInfo, ConversationKind, GroupInfo, HistoryPage, MemberInfo,
+    Message, MessageId, Role, SyncPage, UserId,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite_migration::{M, Migrations};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Committed, MembershipChange, Store, StoreError, StoreResult, Stored, UserRecord};
+use crate::config::Durability;
+
+const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_init.sql"))];
+/// Most jobs one transaction takes: bounds the latency a batch adds to its first job.
+const MAX_BATCH: usize = 512;
+
+type Completion = Box<dyn FnOnce(Option<StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection, &mut Vec<Committed>) -> (bool, Completion) + Send>;
+
+/// Handle to the SQLite database. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: mpsc::Sender<Job>,
+    readers: Pool,
+}
+
+/// Joins the writer thread once every [`SqliteStore`] handle is gone, so that the last
+/// transaction finishes before the process exits.
+pub struct WriterThread(std::thread::JoinHandle<()>);
+
+impl WriterThread {
+    pub fn join(self) {
+        let _ = self.0.join();
+    }
+}
+
+pub(crate) fn now_micros() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
+}
+
+pub(crate) fn from_micros(us: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", durability.pragma())?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database at `path`, applies migrations, and
+    /// starts the writer. Committed messages are sent to `committed`, in id order.
+    pub fn open(
+        path: &Path,
+        durability: Durability,
+        readers: usize,
+        committed: mpsc::Sender<Committed>,
+    ) -> anyhow::Result<(SqliteStore, WriterThread)> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn, durability)?;
+        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+
+        let pool = deadpool_sqlite::Config::new(path)
+            .builder(Runtime::Tokio1)?
+            .max_size(readers)
+            .build()?;
+
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        let handle = std::thread::Builder::new()
+            .name("natter-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, committed))?;
+        Ok((
+            SqliteStore {
+                writer: tx,
+                readers: pool,
+            },
+            WriterThread(handle),
+        ))
+    }
+
+    /// Runs `f` inside the next write transaction and resolves once it is committed.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Committed>) -> StoreResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn, events| {
+            let result = f(conn, events);
+            let ok = result.is_ok();
+            let done: Completion = Box::new(move |commit_error| {
+                let _ = tx.send(match commit_error {
+                    None => result,
+                    Some(e) => Err(e),
+                });
+            });
+            (ok, done)
+        });
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a read connection off the async runtime.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = self
+            .readers
+            .get()
+            .await
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        conn.interact(move |conn| {
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            f(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Database(e.to_string()))?
+    }
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    committed: mpsc::Sender<Committed>,
+) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        jobs.push(first);
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut events = Vec::new();
+        let mut completions = Vec::with_capacity(jobs.len());
+        let outcome = (|| -> rusqlite::Result<()> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for job in jobs.drain(..) {
+                let mark = events.len();
+                tx.execute_batch("SAVEPOINT job")?;
+                let (ok, done) = job(&tx, &mut events);
+                if ok {
+                    tx.execute_batch("RELEASE job")?;
+                } else {
+                    events.truncate(mark);
+                    tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                }
+                completions.push(done);
+            }
+            tx.commit()
+        })();
+        jobs.clear();
+        match outcome {
+            Ok(()) => {
+                for done in completions {
+                    done(None);
+                }
+                for event in events {
+                    if committed.blocking_send(event).is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                let err = StoreError::from(e);
+                tracing::error!(error = %err, "write transaction failed; nothing in it was stored");
+                // Jobs that never ran (the batch failed early) are dropped: their callers
+                // see `Closed`-free failure through the dropped reply as well.
+                for done in completions {
+                    done(Some(err.clone()));
+                }
+            }
+        }
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "final checkpoint failed");
+    }
+}
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        password_hash: row.get(2)?,
+        is_admin: row.get(3)?,
+        disabled: row.get(4)?,
+    })
+}
+
+const MESSAGE_COLUMNS: &str =
+    "m.id, m.conversation_id, m.seq, u.username, m.text, m.sent_at, m.client_id";
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: row.get(0)?,
+        conversation_id: row.get(1)?,
+        seq: row.get(2)?,
+        sender: row.get(3)?,
+        text: row.get(4)?,
+        sent_at: from_micros(row.get(5)?),
+        client_id: row.get(6)?,
+    })
+}
+
+fn role_from_str(s: &str) -> Role {
+    match s {
+        "owner" => Role::Owner,
+        "admin" => Role::Admin,
+        _ => Role::Member,
+    }
+}
+
+fn message_by_id(conn: &Connection, id: MessageId) -> rusqlite::Result<Message> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.id = ?1"
+    ))?
+    .query_row([id], message_from_row)
+}
+
+fn member_ids(conn: &Connection, conversation: ConversationId) -> rusqlite::Result<Vec<UserId>> {
+    let mut stmt = conn.prepare_cached("SELECT user_id FROM members WHERE conversation_id = ?1")?;
+    let rows = stmt.query_map([conversation], |r| r.get(0))?;
+    rows.collect()
+}
+
+fn member_count(conn: &Connection, conversation: ConversationId) -> rusqlite::Result<usize> {
+    conn.prepare_cached("SELECT COUNT(*) FROM members WHERE conversation_id = ?1")?
+        .query_row([conversation], |r| r.get::<_, i64>(0))
+        .map(|n| n as usize)
+}
+
+fn conversation_query(filter: &str) -> String {
+    format!(
+        "SELECT c.id, c.kind, c.name, c.last_seq, c.last_activity,
+                (SELECT COUNT(*) FROM members m2 WHERE m2.conversation_id = c.id),
+                COALESCE((SELECT u.username FROM members m3 JOIN users u ON u.id = m3.user_id
+                          WHERE m3.conversation_id = c.id AND m3.user_id != ?1 LIMIT 1),
+                         (SELECT username FROM users WHERE id = ?1))
+         FROM members m JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.user_id = ?1 {filter}"
+    )
+}
+
+fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<ConversationInfo> {
+    let kind: String = row.get(1)?;
+    let kind = if kind == "direct" {
+        ConversationKind::Direct
+    } else {
+        ConversationKind::Group
+    };
+    let peer: Option<String> = row.get(6)?;
+    Ok(ConversationInfo {
+        id: row.get(0)?,
+        kind,
+        name: row.get(2)?,
+        peer: if kind == ConversationKind::Direct {
+            peer
+        } else {
+            None
+        },
+        last_seq: row.get(3)?,
+        last_activity: from_micros(row.get(4)?),
+        member_count: row.get::<_, i64>(5)? as u32,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<UserRecord> {
+        let (username, hash) = (username.to_owned(), password_hash.to_owned());
+        self.write(move |conn, _| {
+            let exists: bool = conn
+                .prepare_cached("SELECT EXISTS(SELECT 1 FROM users WHERE username = ?1)")?
+                .query_row([&username], |r| r.get(0))?;
+            if exists {
+                return Err(StoreError::NameTaken);
+            }
+            let first: bool =
+                conn.query_row("SELECT NOT EXISTS(SELECT 1 FROM users)", [], |r| r.get(0))?;
+            let id: i64 = conn
+                .prepare_cached(
+                    "INSERT INTO users (username, password_hash, is_admin, created_at)
+                     VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                )?
+                .query_row(params![username, hash, first, now_micros()], |r| r.get(0))?;
+            Ok(UserRecord {
+                id,
+                username,
+                password_hash: hash,
+                is_admin: first,
+                disabled: false,
+            })
+        })
+        .await
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let username = username.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, username, password_hash, is_admin, disabled FROM users WHERE username = ?1",
+                )?
+                .query_row([username], user_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn create_session(
+        &self,
+        user_id: UserId,
+        token_hash: [u8; 32],
+        device: Option<String>,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let expires = (expires_at.unix_timestamp_nanos() / 1000) as i64;
+        self.write(move |conn, _| {
+            conn.prepare_cached(
+                "INSERT INTO sessions (user_id, token_hash, device, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                user_id,
+                &token_hash[..],
+                device,
+                now_micros(),
+                expires
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session_user(&self, token_hash: [u8; 32]) -> StoreResult<Option<UserRecord>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT u.id, u.username, u.password_hash, u.is_admin, u.disabled
+                     FROM sessions s JOIN users u ON u.id = s.user_id
+                     WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                )?
+                .query_row(params![&token_hash[..], now_micros()], user_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()> {
+        self.write(move |conn, _| {
+            conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?
+                .execute([&token_hash[..]])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn open_direct(&self, a: UserId, b: UserId) -> StoreResult<ConversationId> {
+        let key = format!("{}:{}", a.min(b), a.max(b));
+        self.write(move |conn, _| {
+            if let Some(id) = conn
+                .prepare_cached("SELECT id FROM conversations WHERE direct_key = ?1")?
+                .query_row([&key], |r| r.get(0))
+                .optional()?
+            {
+                return Ok(id);
+            }
+            let now = now_micros();
+            let id: i64 = conn
+                .prepare_cached(
+                    "INSERT INTO conversations (kind, direct_key, last_activity, created_at)
+                     VALUES ('direct', ?1, ?2, ?2) RETURNING id",
+                )?
+                .query_row(params![key, now], |r| r.get(0))?;
+            let mut add = conn.prepare_cached(
+                "INSERT OR IGNORE INTO members (conversation_id, user_id, role, joined_at)
+                 VALUES (?1, ?2, 'member', ?3)",
+            )?;
+            add.execute(params![id, a, now])?;
+            add.execute(params![id, b, now])?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn create_group(
+        &self,
+        owner: UserId,
+        name: &str,
+        members: &[UserId],
+    ) -> StoreResult<ConversationId> {
+        let (name, members) = (name.to_owned(), members.to_vec());
+        self.write(move |conn, _| {
+            let exists: bool = conn
+                .prepare_cached("SELECT EXISTS(SELECT 1 FROM conversations WHERE name = ?1)")?
+                .query_row([&name], |r| r.get(0))?;
+            if exists {
+                return Err(StoreError::NameTaken);
+            }
+            let now = now_micros();
+            let id: i64 = conn
+                .prepare_cached(
+                    "INSERT INTO conversations (kind, name, last_activity, created_at)
+                     VALUES ('group', ?1, ?2, ?2) RETURNING id",
+                )?
+                .query_row(params![name, now], |r| r.get(0))?;
+            let mut add = conn.prepare_cached(
+                "INSERT OR IGNORE INTO members (conversation_id, user_id, role, joined_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            add.execute(params![id, owner, "owner", now])?;
+            for m in members {
+                add.execute(params![id, m, "member", now])?;
+            }
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn group_id(&self, name: &str) -> StoreResult<Option<ConversationId>> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT id FROM conversations WHERE kind = 'group' AND name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn role(&self, conversation: ConversationId, user: UserId) -> StoreResult<Option<Role>> {
+        self.read(move |conn| {
+            let role: Option<String> = conn
+                .prepare_cached(
+                    "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+                )?
+                .query_row([conversation, user], |r| r.get(0))
+                .optional()?;
+            Ok(role.as_deref().map(role_from_str))
+        })
+        .await
+    }
+
+    async fn group_info(&self, conversation: ConversationId) -> StoreResult<GroupInfo> {
+        self.read(move |conn| {
+            let (name, created): (String, i64) = conn
+                .prepare_cached(
+                    "SELECT name, created_at FROM conversations WHERE id = ?1 AND kind = 'group'",
+                )?
+                .query_row([conversation], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .ok_or(StoreError::NotFound)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT u.username, m.role FROM members m JOIN users u ON u.id = m.user_id
+                 WHERE m.conversation_id = ?1
+                 ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, u.username",
+            )?;
+            let members = stmt
+                .query_map([conversation], |r| {
+                    Ok(MemberInfo { username: r.get(0)?, role: role_from_str(&r.get::<_, String>(1)?) })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(GroupInfo { id: conversation, name, created_at: from_micros(created), members })
+        })
+        .await
+    }
+
+    async fn add_members(
+        &self,
+        conversation: ConversationId,
+        users: &[UserId],
+        max_members: usize,
+    ) -> StoreResult<MembershipChange> {
+        let users = users.to_vec();
+        self.write(move |conn, _| {
+            let now = now_micros();
+            let mut added = Vec::new();
+            let mut add = conn.prepare_cached(
+                "INSERT OR IGNORE INTO members (conversation_id, user_id, role, joined_at)
+                 VALUES (?1, ?2, 'member', ?3)",
+            )?;
+            for u in users {
+                if add.execute(params![conversation, u, now])? == 1 {
+                    added.push(u);
+                }
+            }
+            if member_count(conn, conversation)? > max_members {
+                return Err(StoreError::GroupFull(max_members));
+            }
+            Ok(MembershipChange {
+                conversation_id: conversation,
+                added,
+                removed: Vec::new(),
+            })
+        })
+        .await
+    }
+
+    async fn remove_member(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+    ) -> StoreResult<MembershipChange> {
+        self.write(move |conn, _| {
+            let n = conn
+                .prepare_cached("DELETE FROM members WHERE conversation_id = ?1 AND user_id = ?2")?
+                .execute([conversation, user])?;
+            if n == 0 {
+                return Err(StoreError::NotMember);
+            }
+            Ok(MembershipChange {
+                conversation_id: conversation,
+                added: Vec::new(),
+                removed: vec![user],
+            })
+        })
+        .await
+    }
+
+    async fn conversations(&self, user: UserId) -> StoreResult<Vec<ConversationInfo>> {
+        self.read(move |conn| {
+            let sql = conversation_query(
+                "AND (c.kind = 'group' OR c.last_seq > 0) ORDER BY c.last_activity DESC, c.id DESC",
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map([user], conversation_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn conversation(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+    ) -> StoreResult<Option<ConversationInfo>> {
+        self.read(move |conn| {
+            let sql = conversation_query("AND c.id = ?2");
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_row([user, conversation], conversation_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn insert_message(
+        &self,
+        sender: UserId,
+        conversation: ConversationId,
+        client_id: &str,
+        text: &str,
+    ) -> StoreResult<Stored> {
+        let (client_id, text) = (client_id.to_owned(), text.to_owned());
+        self.write(move |conn, events| {
+            let earlier: Option<i64> = conn
+                .prepare_cached("SELECT id FROM messages WHERE sender_id = ?1 AND client_id = ?2")?
+                .query_row(params![sender, client_id], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = earlier {
+                return Ok(Stored { message: message_by_id(conn, id)?, duplicate: true });
+            }
+            let recipients = member_ids(conn, conversation)?;
+            if !recipients.contains(&sender) {
+                return Err(StoreError::NotMember);
+            }
+            let now = now_micros();
+            let seq: i64 = conn
+                .prepare_cached(
+                    "UPDATE conversations SET last_seq = last_seq + 1, last_activity = ?2
+                     WHERE id = ?1 RETURNING last_seq",
+                )?
+                .query_row([conversation, now], |r| r.get(0))?;
+            let id: i64 = conn
+                .prepare_cached(
+                    "INSERT INTO messages (conversation_id, seq, sender_id, client_id, text, sent_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                )?
+                .query_row(params![conversation, seq, sender, client_id, text, now], |r| r.get(0))?;
+            let username: String = conn
+                .prepare_cached("SELECT username FROM users WHERE id = ?1")?
+                .query_row([sender], |r| r.get(0))?;
+            let message = Message {
+                id,
+                conversation_id: conversation,
+                seq,
+                sender: username,
+                text,
+                sent_at: from_micros(now),
+                client_id,
+            };
+            events.push(Committed { message: message.clone(), recipients });
+            Ok(Stored { message, duplicate: false })
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<HistoryPage> {
+        self.read(move |conn| {
+            let base = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
+                 WHERE m.conversation_id = ?1"
+            );
+            let fetch = i64::from(limit) + 1;
+            let (sql, descending) = match (before, after) {
+                (_, Some(_)) => (
+                    format!("{base} AND m.seq > ?3 AND m.seq < ?2 ORDER BY m.seq ASC LIMIT ?4"),
+                    false,
+                ),
+                (_, None) => (
+                    format!("{base} AND m.seq < ?2 AND m.seq > ?3 ORDER BY m.seq DESC LIMIT ?4"),
+                    true,
+                ),
+            };
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                params![
+                    conversation,
+                    before.unwrap_or(i64::MAX),
+                    after.unwrap_or(0),
+                    fetch
+                ],
+                message_from_row,
+            )?;
+            let mut messages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            let has_more = messages.len() > limit as usize;
+            messages.truncate(limit as usize);
+            if descending {
+                messages.reverse();
+            }
+            Ok(HistoryPage { messages, has_more })
+        })
+        .await
+    }
+
+    async fn sync(&self, user: UserId, after: MessageId, limit: u32) -> StoreResult<SyncPage> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
+                 WHERE m.id > ?2
+                   AND m.conversation_id IN (SELECT conversation_id FROM members WHERE user_id = ?1)
+                 ORDER BY m.id LIMIT ?3"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows =
+                stmt.query_map(params![user, after, i64::from(limit) + 1], message_from_row)?;
+            let mut messages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            let has_more = messages.len() > limit as usize;
+            messages.truncate(limit as usize);
+            let cursor = messages.last().map_or(after, |m| m.id);
+            Ok(SyncPage {
+                messages,
+                has_more,
+                cursor,
+            })
+        })
+        .await
+    }
+
+    async fn head(&self, user: UserId) -> StoreResult<MessageId> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT COALESCE(MAX((SELECT MAX(id) FROM messages WHERE conversation_id = mb.conversation_id)), 0)
+                     FROM members mb WHERE mb.user_id = ?1",
+                )?
+                .query_row([user], |r| r.get(0))?)
+        })
+        .await
+    }
+}
+
+/// Shares one store between the domain and whoever else needs it.
+pub fn shared(store: SqliteStore) -> Arc<dyn Store> {
+    Arc::new(store)
+}

@@ -1,0 +1,283 @@
+//! The WebSocket gateway at `/api/v1/ws`.
+//!
+//! Each connection registers with the hub *before* it replays from the client's cursor,
+//! so nothing committed in between is missed; live copies of messages the replay already
+//! sent are dropped by id, so nothing is sent twice. The socket is split: a reader task
+//! decodes client frames and answers them through the connection's own queue, and the
+//! writer loop below drains that queue, coalescing whatever is ready into one flush.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use natter_protocol::{ClientFrame, ErrorBody, ErrorCode, ServerFrame, limits};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiQuery, AppState, Auth};
+use crate::domain::{Principal, outbound};
+use crate::hub::Outbound;
+
+/// Close code for a consumer that fell behind its queue (application range 4000-4999).
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_TOO_BIG: u16 = 1009;
+const CLOSE_INTERNAL: u16 = 1011;
+/// Frames written before one flush, so a burst becomes few syscalls.
+const MAX_COALESCE: usize = 256;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upgrade))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct WsQuery {
+    /// The highest message id the client already has; everything after it is replayed
+    /// before live events.
+    after: Option<i64>,
+}
+
+/// Upgrades to the real-time event stream. Frames are JSON, tagged by `type`; see
+/// `natter_protocol::frames` and docs/API.md.
+#[utoipa::path(get, path = "/ws", tag = "realtime", security(("bearer" = [])),
+    params(WsQuery),
+    responses((status = 101, description = "switching to the WebSocket protocol"),
+        (status = 401, body = ErrorBody), (status = 400, body = ErrorBody)))]
+async fn upgrade(
+    State(s): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let limit = s.config.max_frame_bytes;
+    let tracker = s.sessions.clone();
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        // tungstenite's 128 KiB default read buffer per connection is far more than chat
+        // needs; many idle connections should cost little.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        .on_upgrade(move |socket| tracker.track_future(session(s, auth.principal, q.after, socket)))
+}
+
+type Sink = SplitSink<WebSocket, WsMessage>;
+
+fn close(code: u16, reason: &'static str) -> WsMessage {
+    WsMessage::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+fn text(frame: &ServerFrame) -> WsMessage {
+    WsMessage::Text(Utf8Bytes::from(frame.encode()))
+}
+
+/// Sends `hello`, then (with a cursor) every message after it and `synced`. Returns the
+/// highest message id sent or known, below which live copies are dropped.
+async fn greet(
+    s: &AppState,
+    p: &Principal,
+    after: Option<i64>,
+    sink: &mut Sink,
+) -> anyhow::Result<i64> {
+    let head = s.domain.head(p).await?;
+    sink.send(text(&ServerFrame::Hello {
+        user: p.info(),
+        cursor: head,
+        heartbeat_secs: s.config.heartbeat_secs,
+    }))
+    .await?;
+    let Some(mut cursor) = after else {
+        return Ok(head);
+    };
+    loop {
+        let page = s.domain.sync(p, cursor, Some(limits::RESUME_PAGE)).await?;
+        for message in page.messages {
+            sink.feed(text(&ServerFrame::Message { message })).await?;
+        }
+        sink.flush().await?;
+        cursor = page.cursor;
+        if !page.has_more {
+            break;
+        }
+    }
+    sink.send(text(&ServerFrame::Synced { cursor })).await?;
+    Ok(cursor.max(head))
+}
+
+async fn session(s: AppState, p: Principal, after: Option<i64>, socket: WebSocket) {
+    let mut reg = s.hub.register(p.id);
+    let (mut sink, stream) = socket.split();
+    let replayed = match greet(&s, &p, after, &mut sink).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(user = %p.username, error = %e, "could not start session");
+            let _ = sink
+                .send(close(
+                    CLOSE_INTERNAL,
+                    "could not load your messages; try again",
+                ))
+                .await;
+            return;
+        }
+    };
+
+    let started = Instant::now();
+    let last_heard = Arc::new(AtomicU64::new(0));
+    let (ctrl_tx, mut ctrl_rx) = mpsc::channel::<WsMessage>(1);
+    let reader = tokio::spawn(read_loop(
+        s.clone(),
+        p.clone(),
+        stream,
+        reg.tx.clone(),
+        ctrl_tx,
+        last_heard.clone(),
+        started,
+    ));
+
+    let heartbeat = Duration::from_secs(u64::from(s.config.heartbeat_secs));
+    let mut ping = tokio::time::interval_at(started + heartbeat, heartbeat);
+    let goodbye = loop {
+        tokio::select! {
+            biased;
+            _ = s.hub.shutdown.cancelled() => break Some(close(CLOSE_GOING_AWAY, "server shutting down")),
+            _ = reg.kicked.notified() => {
+                break Some(close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect with your cursor"));
+            }
+            ctrl = ctrl_rx.recv() => break ctrl,
+            out = reg.rx.recv() => {
+                let Some(first) = out else { break None };
+                if write_batch(&mut sink, first, &mut reg.rx, replayed).await.is_err() {
+                    break None;
+                }
+            }
+            _ = ping.tick() => {
+                let heard = Duration::from_millis(last_heard.load(Ordering::Relaxed));
+                if started.elapsed().saturating_sub(heard) > heartbeat * 2 {
+                    break Some(close(CLOSE_GOING_AWAY, "no answer to heartbeat"));
+                }
+                if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(msg) = goodbye {
+        let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(msg)).await;
+    }
+    reader.abort();
+    drop(reg);
+}
+
+async fn write_batch(
+    sink: &mut Sink,
+    first: Outbound,
+    rx: &mut mpsc::Receiver<Outbound>,
+    replayed: i64,
+) -> Result<(), axum::Error> {
+    let mut next = Some(first);
+    let mut n = 0;
+    while let Some(out) = next.take() {
+        // Live copies of messages that the replay already sent.
+        if out.message_id == 0 || out.message_id > replayed {
+            sink.feed(WsMessage::Text(out.text)).await?;
+            n += 1;
+        }
+        if n < MAX_COALESCE {
+            next = rx.try_recv().ok();
+        }
+    }
+    sink.flush().await
+}
+
+fn is_too_big(e: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    matches!(
+        e.into_inner().downcast::<WsError>().map(|b| *b),
+        Ok(WsError::Capacity(_))
+    )
+}
+
+async fn read_loop(
+    s: AppState,
+    p: Principal,
+    mut stream: SplitStream<WebSocket>,
+    reply: mpsc::Sender<Outbound>,
+    ctrl: mpsc::Sender<WsMessage>,
+    last_heard: Arc<AtomicU64>,
+    started: Instant,
+) {
+    while let Some(msg) = stream.next().await {
+        last_heard.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let answer = match msg {
+            Ok(WsMessage::Text(t)) => handle(&s, &p, t.as_str()).await,
+            Ok(WsMessage::Binary(_)) => Some(ServerFrame::Error {
+                code: ErrorCode::MalformedFrame,
+                message: "binary frames are not supported: send JSON text frames".into(),
+                client_id: None,
+            }),
+            Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => None,
+            Ok(WsMessage::Close(_)) => break,
+            Err(e) => {
+                if is_too_big(e) {
+                    let limit = s.config.max_frame_bytes;
+                    tracing::info!(user = %p.username, limit, "frame over the size limit");
+                    let _ = ctrl.send(close(CLOSE_TOO_BIG, "frame too large")).await;
+                }
+                break;
+            }
+        };
+        if let Some(frame) = answer
+            && reply.send(outbound(&frame)).await.is_err()
+        {
+            break;
+        }
+    }
+}
+
+async fn handle(s: &AppState, p: &Principal, text: &str) -> Option<ServerFrame> {
+    let frame = match ClientFrame::decode(text) {
+        Ok(f) => f,
+        Err(message) => {
+            return Some(ServerFrame::Error {
+                code: ErrorCode::MalformedFrame,
+                message,
+                client_id: None,
+            });
+        }
+    };
+    match frame {
+        ClientFrame::Send {
+            conversation_id,
+            client_id,
+            text,
+        } => Some(
+            match s.domain.send(p, conversation_id, &client_id, &text).await {
+                Ok(ack) => ServerFrame::Ack { client_id, ack },
+                Err(e) => {
+                    let err = super::ApiError::from(e);
+                    ServerFrame::Error {
+                        code: err.code,
+                        message: err.message,
+                        client_id: Some(client_id),
+                    }
+                }
+            },
+        ),
+        ClientFrame::Ping { nonce } => Some(ServerFrame::Pong { nonce }),
+        _ => Some(ServerFrame::Error {
+            code: ErrorCode::MalformedFrame,
+            message: "unsupported frame type".into(),
+            client_id: None,
+        }),
+    }
+}
