@@ -1,0 +1,12 @@
+//! End-to-end tests: each starts a real `natterd` on a free port with a temp data dir and
+//! drives the real `natter` as people and scripts would. See `tests/harness` for the kit.
+
+mod accounts;
+mod api;
+mod delivery;
+mod direct;
+mod groups;
+mod history;
+mod limits;
+mod resume;
+mod websocket;
