@@ -699,3 +699,204 @@ impl Store for SqliteStore {
 pub fn shared(store: SqliteStore) -> Arc<dyn Store> {
     Arc::new(store)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        store: SqliteStore,
+        committed: mpsc::Receiver<Committed>,
+        _writer: WriterThread,
+        dir: tempfile::TempDir,
+    }
+
+    fn open_in(dir: tempfile::TempDir) -> Fixture {
+        let (tx, committed) = mpsc::channel(1024);
+        let (store, writer) =
+            SqliteStore::open(&dir.path().join("t.db"), Durability::Normal, 2, tx).unwrap();
+        Fixture {
+            store,
+            committed,
+            _writer: writer,
+            dir,
+        }
+    }
+
+    fn fixture() -> Fixture {
+        open_in(tempfile::tempdir().unwrap())
+    }
+
+    async fn users(s: &SqliteStore, names: &[&str]) -> Vec<UserId> {
+        let mut ids = Vec::new();
+        for n in names {
+            ids.push(s.create_user(n, "hash").await.unwrap().id);
+        }
+        ids
+    }
+
+    #[tokio::test]
+    async fn first_user_is_admin_and_names_are_unique() {
+        let f = fixture();
+        let a = f.store.create_user("alice", "h").await.unwrap();
+        let b = f.store.create_user("bob", "h").await.unwrap();
+        assert!(a.is_admin && !b.is_admin);
+        assert!(matches!(
+            f.store.create_user("alice", "h").await,
+            Err(StoreError::NameTaken)
+        ));
+    }
+
+    #[tokio::test]
+    async fn sequences_ids_dedupe_and_commit_events() {
+        let mut f = fixture();
+        let ids = users(&f.store, &["alice", "bob", "carol"]).await;
+        let (a, b, c) = (ids[0], ids[1], ids[2]);
+        let dm = f.store.open_direct(a, b).await.unwrap();
+        assert_eq!(
+            f.store.open_direct(b, a).await.unwrap(),
+            dm,
+            "one direct conversation per pair"
+        );
+        let m1 = f.store.insert_message(a, dm, "c1", "one").await.unwrap();
+        let m2 = f.store.insert_message(b, dm, "c1", "two").await.unwrap();
+        assert_eq!((m1.message.seq, m2.message.seq), (1, 2));
+        assert!(m2.message.id > m1.message.id);
+        let again = f.store.insert_message(a, dm, "c1", "one").await.unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.message, m1.message);
+        assert!(matches!(
+            f.store.insert_message(c, dm, "x", "hi").await,
+            Err(StoreError::NotMember)
+        ));
+        let page = f.store.history(dm, None, None, 10).await.unwrap();
+        assert_eq!(
+            page.messages.len(),
+            2,
+            "the duplicate and the refused send stored nothing"
+        );
+        // Committed events arrive in commit order with the members as recipients.
+        let e1 = f.committed.recv().await.unwrap();
+        let e2 = f.committed.recv().await.unwrap();
+        assert_eq!((e1.message.seq, e2.message.seq), (1, 2));
+        let mut r = e1.recipients.clone();
+        r.sort();
+        assert_eq!(r, vec![a, b]);
+        assert!(f.committed.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn history_pages_both_ways_in_ascending_order() {
+        let f = fixture();
+        let ids = users(&f.store, &["alice", "bob"]).await;
+        let dm = f.store.open_direct(ids[0], ids[1]).await.unwrap();
+        for i in 1..=25 {
+            f.store
+                .insert_message(ids[0], dm, &format!("c{i}"), &format!("m{i}"))
+                .await
+                .unwrap();
+        }
+        let seqs = |p: &HistoryPage| p.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+        let latest = f.store.history(dm, None, None, 10).await.unwrap();
+        assert_eq!(seqs(&latest), (16..=25).collect::<Vec<_>>());
+        assert!(latest.has_more);
+        let older = f.store.history(dm, Some(16), None, 10).await.unwrap();
+        assert_eq!(seqs(&older), (6..=15).collect::<Vec<_>>());
+        let oldest = f.store.history(dm, Some(6), None, 10).await.unwrap();
+        assert_eq!(seqs(&oldest), (1..=5).collect::<Vec<_>>());
+        assert!(!oldest.has_more);
+        let newer = f.store.history(dm, None, Some(20), 3).await.unwrap();
+        assert_eq!(seqs(&newer), vec![21, 22, 23]);
+        assert!(newer.has_more);
+    }
+
+    #[tokio::test]
+    async fn sync_returns_only_the_users_conversations_in_id_order() {
+        let f = fixture();
+        let ids = users(&f.store, &["alice", "bob", "carol"]).await;
+        let (a, b, c) = (ids[0], ids[1], ids[2]);
+        let ab = f.store.open_direct(a, b).await.unwrap();
+        let ac = f.store.open_direct(a, c).await.unwrap();
+        let g = f.store.create_group(a, "ops", &[b]).await.unwrap();
+        f.store.insert_message(a, ab, "1", "to bob").await.unwrap();
+        f.store
+            .insert_message(a, ac, "2", "to carol")
+            .await
+            .unwrap();
+        f.store.insert_message(b, g, "3", "in ops").await.unwrap();
+        let page = f.store.sync(b, 0, 10).await.unwrap();
+        let texts: Vec<_> = page.messages.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, vec!["to bob", "in ops"]);
+        assert_eq!(page.cursor, page.messages.last().unwrap().id);
+        assert_eq!(f.store.head(b).await.unwrap(), page.cursor);
+        let rest = f.store.sync(b, page.cursor, 10).await.unwrap();
+        assert!(rest.messages.is_empty() && !rest.has_more);
+        assert_eq!(rest.cursor, page.cursor);
+    }
+
+    #[tokio::test]
+    async fn groups_roles_and_membership() {
+        let f = fixture();
+        let ids = users(&f.store, &["alice", "bob", "carol"]).await;
+        let g = f
+            .store
+            .create_group(ids[0], "ops", &[ids[1]])
+            .await
+            .unwrap();
+        assert!(matches!(
+            f.store.create_group(ids[1], "ops", &[]).await,
+            Err(StoreError::NameTaken)
+        ));
+        assert_eq!(f.store.role(g, ids[0]).await.unwrap(), Some(Role::Owner));
+        assert_eq!(f.store.role(g, ids[2]).await.unwrap(), None);
+        let change = f.store.add_members(g, &[ids[1], ids[2]], 10).await.unwrap();
+        assert_eq!(
+            change.added,
+            vec![ids[2]],
+            "existing members are not added twice"
+        );
+        assert!(matches!(
+            f.store.add_members(g, &[], 2).await,
+            Err(StoreError::GroupFull(2))
+        ));
+        let info = f.store.group_info(g).await.unwrap();
+        let names: Vec<_> = info.members.iter().map(|m| m.username.as_str()).collect();
+        assert_eq!(names, vec!["alice", "bob", "carol"]);
+        f.store.remove_member(g, ids[2]).await.unwrap();
+        assert!(matches!(
+            f.store.remove_member(g, ids[2]).await,
+            Err(StoreError::NotMember)
+        ));
+    }
+
+    #[tokio::test]
+    async fn committed_data_survives_reopening() {
+        let f = fixture();
+        let ids = users(&f.store, &["alice", "bob"]).await;
+        let dm = f.store.open_direct(ids[0], ids[1]).await.unwrap();
+        f.store
+            .insert_message(ids[0], dm, "c", "kept")
+            .await
+            .unwrap();
+        let Fixture {
+            store,
+            _writer,
+            dir,
+            ..
+        } = f;
+        drop(store);
+        _writer.join();
+        let f = open_in(dir);
+        let page = f.store.history(dm, None, None, 10).await.unwrap();
+        assert_eq!(page.messages[0].text, "kept");
+        assert_eq!(
+            f.store
+                .insert_message(ids[1], dm, "d", "next")
+                .await
+                .unwrap()
+                .message
+                .seq,
+            2
+        );
+    }
+}
