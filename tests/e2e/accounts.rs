@@ -102,7 +102,19 @@ fn logout_ends_the_session() {
     let server = Server::start();
     let alice = server.register("alice");
     let _bob = server.register("bob");
+    let session: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(alice.home().join("session.json")).unwrap())
+            .unwrap();
+    let token = session["token"].as_str().unwrap().to_owned();
+    let me = |token: &str| {
+        let url = format!("{}/api/v1/me", server.url());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().status() })
+    };
+    assert_eq!(me(&token).as_u16(), 200);
     alice.run_ok(["logout"]);
+    // The server revoked the token itself, not only the client's copy.
+    assert_eq!(me(&token).as_u16(), 401);
     alice.run(["whoami"]).assert_code(1);
     let out = alice.run(["send", "@bob", "after logout"]);
     out.assert_code(1);
