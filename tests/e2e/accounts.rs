@@ -108,8 +108,19 @@ fn logout_ends_the_session() {
     let token = session["token"].as_str().unwrap().to_owned();
     let me = |token: &str| {
         let url = format!("{}/api/v1/me", server.url());
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async { reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().status() })
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
     };
     assert_eq!(me(&token).as_u16(), 200);
     alice.run_ok(["logout"]);

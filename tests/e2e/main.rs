@@ -5,6 +5,7 @@ mod accounts;
 mod api;
 mod delivery;
 mod direct;
+mod faults;
 mod groups;
 mod history;
 mod limits;

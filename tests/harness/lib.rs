@@ -9,9 +9,11 @@
 //!   by line so tests wait for output instead of sleeping.
 //! - [`ws`]: a raw WebSocket client for wire-level tests.
 //! - [`process`]: child-process plumbing (signals, bounded waits, pipe draining).
+//! - [`proxy`]: a fault-injecting TCP proxy (lost acks, random cuts, cut-all).
 
 pub mod bins;
 pub mod process;
+pub mod proxy;
 pub mod server;
 pub mod user;
 pub mod ws;

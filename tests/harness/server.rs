@@ -19,6 +19,8 @@ const REBIND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running (or deliberately stopped) `natterd`. Killed on drop, also when a test panics.
 pub struct Server {
     data_dir: TempDir,
+    /// Where the database goes when not in `data_dir` (e.g. a small tmpfs).
+    data_override: Option<std::path::PathBuf>,
     env: Vec<(String, String)>,
     child: Option<Child>,
     addr: SocketAddr,
@@ -38,12 +40,19 @@ impl Server {
     /// Like [`Server::start`], with extra environment (e.g. `NATTERD_MAX_MESSAGE_BYTES`).
     #[track_caller]
     pub fn start_with(env: &[(&str, &str)]) -> Server {
+        Server::start_in(None, env)
+    }
+
+    /// Like [`Server::start_with`], with the database in `data_dir` instead of a temp dir.
+    #[track_caller]
+    pub fn start_in(dir: Option<&std::path::Path>, env: &[(&str, &str)]) -> Server {
         let data_dir = tempfile::Builder::new()
             .prefix("natterd-")
             .tempdir()
             .expect("temp data dir");
         let mut server = Server {
             data_dir,
+            data_override: dir.map(std::path::Path::to_path_buf),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -70,7 +79,7 @@ impl Server {
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
-        self.data_dir.path()
+        self.data_override.as_deref().unwrap_or(self.data_dir.path())
     }
 
     /// Everything the server printed so far, across restarts.
@@ -159,7 +168,7 @@ impl Server {
         cmd.arg("--listen")
             .arg(listen)
             .arg("--data-dir")
-            .arg(self.data_dir.path());
+            .arg(self.data_override.as_deref().unwrap_or(self.data_dir.path()));
         for (k, _) in std::env::vars() {
             if k.starts_with("NATTERD_") {
                 cmd.env_remove(k);

@@ -147,7 +147,23 @@ impl User {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut cmd = self.command(args);
+        Listener::spawn(self.command(args))
+    }
+
+    /// `natter listen --json [ARGS...]` in the background.
+    #[track_caller]
+    pub fn listen(&self, args: &[&str]) -> Listener {
+        let mut all = vec!["listen", "--json"];
+        all.extend_from_slice(args);
+        self.spawn(all)
+    }
+}
+
+impl Listener {
+    /// Starts `cmd` (a [`User::command`], perhaps with changed environment) in the
+    /// background, reading its stdout line by line; killed on drop.
+    #[track_caller]
+    pub fn spawn(mut cmd: Command) -> Listener {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -165,14 +181,6 @@ impl User {
             stderr,
             status: None,
         }
-    }
-
-    /// `natter listen --json [ARGS...]` in the background.
-    #[track_caller]
-    pub fn listen(&self, args: &[&str]) -> Listener {
-        let mut all = vec!["listen", "--json"];
-        all.extend_from_slice(args);
-        self.spawn(all)
     }
 }
 
