@@ -8,6 +8,8 @@
 //!   commands run with a timeout, and [`Listener`] reads a background `natter listen` line
 //!   by line so tests wait for output instead of sleeping.
 //! - [`ws`]: a raw WebSocket client for wire-level tests.
+//! - [`tmux`]: [`tmux::Tmux`] runs the real `natter` TUI in a tmux pane; tests send keys
+//!   and read the screen (capture-pane), waiting for text with a deadline.
 //! - [`process`]: child-process plumbing (signals, bounded waits, pipe draining).
 //! - [`proxy`]: a fault-injecting TCP proxy (lost acks, random cuts, cut-all).
 
@@ -15,6 +17,7 @@ pub mod bins;
 pub mod process;
 pub mod proxy;
 pub mod server;
+pub mod tmux;
 pub mod user;
 pub mod ws;
 

@@ -19,6 +19,10 @@ const REBIND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running (or deliberately stopped) `natterd`. Killed on drop, also when a test panics.
 pub struct Server {
     data_dir: TempDir,
+    /// `http`, or `https` when natterd serves TLS.
+    scheme: &'static str,
+    /// The TLS certificate fingerprint natterd printed, if it serves TLS.
+    fingerprint: Option<String>,
     /// Where the database goes when not in `data_dir` (e.g. a small tmpfs).
     data_override: Option<std::path::PathBuf>,
     env: Vec<(String, String)>,
@@ -51,6 +55,8 @@ impl Server {
             .tempdir()
             .expect("temp data dir");
         let mut server = Server {
+            scheme: "http",
+            fingerprint: None,
             data_dir,
             data_override: dir.map(std::path::Path::to_path_buf),
             env: env
@@ -69,7 +75,12 @@ impl Server {
         server
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// The SHA-256 fingerprint natterd printed for its TLS certificate (`AB:CD:...`).
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
+    }
+
+    /// `http://127.0.0.1:PORT` (or `https://` when natterd serves TLS)
     pub fn url(&self) -> String {
         self.url.read().unwrap().clone()
     }
@@ -159,7 +170,7 @@ impl Server {
 
     fn set_addr(&mut self, addr: SocketAddr) {
         self.addr = addr;
-        *self.url.write().unwrap() = format!("http://{addr}");
+        *self.url.write().unwrap() = format!("{}://{addr}", self.scheme);
     }
 
     /// Spawns natterd on `listen` and waits for its `listening on http://ADDR` line.
@@ -209,7 +220,15 @@ impl Server {
                 .lock()
                 .unwrap()
                 .push_str(&format!("[natterd stdout] {line}\n"));
-            if let Some(rest) = line.trim().strip_prefix("listening on http://") {
+            if let Some(fp) = line.trim().strip_prefix("tls certificate sha256 fingerprint ") {
+                self.fingerprint = Some(fp.to_owned());
+            }
+            let listening = line.trim().strip_prefix("listening on ");
+            let found = listening
+                .and_then(|l| l.strip_prefix("http://").map(|r| ("http", r)))
+                .or_else(|| listening.and_then(|l| l.strip_prefix("https://").map(|r| ("https", r))));
+            if let Some((scheme, rest)) = found {
+                self.scheme = scheme;
                 match rest.trim().parse::<SocketAddr>() {
                     Ok(addr) => break addr,
                     Err(e) => {

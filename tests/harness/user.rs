@@ -399,3 +399,78 @@ pub fn await_ready(listener: &mut Listener, prober: &User, target_user: &str) ->
     }
     unreachable!()
 }
+
+impl Listener {
+    /// SIGKILL, as a crash or `kill -9` would: nothing gets to say goodbye.
+    pub fn kill9(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.status.is_none() && matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Polls stderr until it contains `needle`; fails the test after `timeout`.
+    #[track_caller]
+    pub fn expect_stderr(&mut self, timeout: Duration, needle: &str) {
+        let deadline = Instant::now() + timeout;
+        while !self.stderr().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "stderr never showed {needle:?} within {timeout:?}\n{}",
+                self.transcript()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Reads JSON lines until one satisfies `pred`; fails the test after `timeout`.
+    /// Lines that are not JSON are skipped.
+    #[track_caller]
+    pub fn expect_json(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        while let Some(line) = process::recv_line(&self.lines, deadline) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && pred(&v)
+            {
+                return v;
+            }
+        }
+        panic!(
+            "no expected JSON line within {timeout:?}\n{}",
+            self.transcript()
+        );
+    }
+
+    /// Every JSON line up to (and including) the first that satisfies `until`.
+    #[track_caller]
+    pub fn json_until(
+        &mut self,
+        timeout: Duration,
+        mut until: impl FnMut(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while let Some(line) = process::recv_line(&self.lines, deadline) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                let done = until(&v);
+                seen.push(v);
+                if done {
+                    return seen;
+                }
+            }
+        }
+        panic!(
+            "no expected JSON line within {timeout:?}\n{}",
+            self.transcript()
+        );
+    }
+}

@@ -23,12 +23,24 @@ use natter_protocol::{Target, validate};
 #[command(
     after_help = "Environment:\n  NATTER_SERVER  server URL (same as --server)\n  \
     NATTER_HOME    keep config, session and cache under this directory\n  \
+    NATTER_CA_CERT trust this CA certificate file (same as --ca-cert)\n  \
+    NATTER_PIN     trust the server with this certificate fingerprint (same as --pin)\n  \
     NATTER_LOG     log filter for diagnostics on stderr (e.g. debug)"
 )]
 pub struct Cli {
     /// Server URL [default: the one you logged in to, else http://127.0.0.1:7600]
     #[arg(long, global = true, env = "NATTER_SERVER", value_name = "URL")]
     pub server: Option<String>,
+
+    /// Trust only certificates issued by the CA(s) in this PEM file (for a self-hosted
+    /// server with its own CA)
+    #[arg(long, global = true, env = "NATTER_CA_CERT", value_name = "FILE", conflicts_with = "pin")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Trust only a server whose certificate has this SHA-256 fingerprint, as
+    /// `natterd --tls-self-signed` prints it (AB:CD:...)
+    #[arg(long, global = true, env = "NATTER_PIN", value_name = "SHA256")]
+    pub pin: Option<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -37,7 +49,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create an account and log in to it
-    Register(AuthArgs),
+    Register(RegisterArgs),
     /// Log in and remember the session (and the server) for later commands
     Login(AuthArgs),
     /// Revoke this session's token and forget it
@@ -65,6 +77,92 @@ pub enum Command {
     /// Create groups and manage their members
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Mark a conversation read up to its latest message (or up to --seq)
+    Read {
+        /// The conversation: @user, or a group name (ops or #ops)
+        #[arg(value_parser = parse_target)]
+        target: Target,
+        /// Mark read only up to this sequence number (a marker never moves back)
+        #[arg(long, value_name = "SEQ")]
+        seq: Option<i64>,
+        /// Print the conversation's new state as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show who has your latest message in a conversation (or the one at SEQ)
+    Receipts {
+        #[arg(value_parser = parse_target)]
+        target: Target,
+        /// The sequence number of your message (default: your latest)
+        seq: Option<i64>,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show whether people you share a conversation with are online, away or offline
+    Presence {
+        /// Usernames (default: everyone you share a conversation with)
+        #[arg(value_parser = parse_username)]
+        users: Vec<String>,
+        /// Print one JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set yourself away, or back online (on every device)
+    Status {
+        #[arg(value_enum)]
+        state: StatusArg,
+    },
+    /// Tell a conversation you are typing (it shows for a few seconds, or for --for)
+    Typing {
+        #[arg(value_parser = parse_target)]
+        target: Target,
+        /// Keep announcing for this long (e.g. 30s, 5m) or until interrupted, then stop;
+        /// for scripts that take a while before they send
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, conflicts_with = "stop")]
+        duration: Option<Duration>,
+        /// Stop the indicator now
+        #[arg(long)]
+        stop: bool,
+    },
+    /// Mute a conversation's desktop notifications (on every device)
+    Mute {
+        #[arg(value_parser = parse_target)]
+        target: Target,
+        /// Only for this long (e.g. 30m, 8h); default: until unmuted
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: Option<Duration>,
+    },
+    /// Unmute a conversation
+    Unmute {
+        #[arg(value_parser = parse_target)]
+        target: Target,
+    },
+    /// Show or change your settings (stored on the server, the same on every device)
+    Settings {
+        /// Send read receipts (off: you also see none from others)
+        #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+        read_receipts: Option<bool>,
+        /// Do not disturb: no desktop notifications on any device
+        #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+        dnd: Option<bool>,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Raise desktop notifications for incoming messages until interrupted
+    Notify {
+        /// Also print each notification as one JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open the full-screen terminal interface (what a bare `natter` does in a terminal)
+    Tui,
+    /// List your sessions (logins), or revoke one
+    Sessions(crate::admin::SessionsArgs),
+    /// Server administration (server admins only)
+    #[command(subcommand)]
+    Admin(crate::admin::AdminCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -79,6 +177,13 @@ pub enum Command {
     },
 }
 
+/// What `natter status` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusArg {
+    Away,
+    Online,
+}
+
 #[derive(Debug, Args)]
 pub struct AuthArgs {
     /// Username: 1-32 of a-z, 0-9, '_', '.', '-'
@@ -87,6 +192,15 @@ pub struct AuthArgs {
     /// Read the password from the first line of standard input instead of prompting
     #[arg(long)]
     pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// An invite code from a server admin (needed when the server registers by invite)
+    #[arg(long, value_name = "CODE")]
+    pub invite: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +334,14 @@ fn parse_client_id(s: &str) -> Result<String, String> {
     validate::client_id(s)
         .map(|()| s.to_string())
         .map_err(|e| e.to_string())
+}
+
+fn parse_switch(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err("expected on or off".into()),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -14,7 +14,7 @@ use natter_protocol::{HistoryQuery, Target, validate};
 
 use crate::UsageError;
 use crate::cli::{
-    AuthArgs, Cli, Command, GroupCommand, HistoryArgs, ListenArgs, OutboxAction, SendArgs,
+    AuthArgs, Cli, Command, RegisterArgs, GroupCommand, HistoryArgs, ListenArgs, OutboxAction, SendArgs,
 };
 use crate::output::{self, MessageJson, Style};
 
@@ -36,8 +36,32 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Listen(args) => listen(server, args).await,
         Command::History(args) => history(server, args).await,
-        Command::Conversations { json } => conversations(server, json).await,
+        Command::Conversations { json } => crate::live::conversations(server, json).await,
         Command::Group(cmd) => group(server, cmd).await,
+        Command::Read { target, seq, json } => crate::live::read(server, target, seq, json).await,
+        Command::Receipts { target, seq, json } => {
+            crate::live::receipts(server, target, seq, json).await
+        }
+        Command::Presence { users, json } => crate::live::presence(server, users, json).await,
+        Command::Status { state } => crate::live::status(server, state).await,
+        Command::Typing {
+            target,
+            duration,
+            stop,
+        } => crate::live::typing(server, target, duration, stop).await,
+        Command::Mute { target, duration } => {
+            crate::live::mute(server, target, Some(duration)).await
+        }
+        Command::Unmute { target } => crate::live::mute(server, target, None).await,
+        Command::Settings {
+            read_receipts,
+            dnd,
+            json,
+        } => crate::live::settings(server, read_receipts, dnd, json).await,
+        Command::Notify { json } => crate::live::notify(server, json).await,
+        Command::Tui => tui(server).await,
+        Command::Sessions(args) => crate::admin::sessions(server, args).await,
+        Command::Admin(cmd) => crate::admin::admin(server, cmd).await,
         Command::Completions { shell } => {
             // Generated into memory first: clap_complete panics on a write error, and a
             // closed pipe must not be a crash.
@@ -56,26 +80,54 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The full-screen interface (`natter tui`, or a bare `natter` in a terminal).
+async fn tui(server: Option<&str>) -> anyhow::Result<ExitCode> {
+    // Asked while the runtime still has one thread (the time crate requires it).
+    let utc_offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(UsageError(
+            "the interface needs a terminal on stdin and stdout: use 'natter listen' and 'natter send' in scripts".into(),
+        )
+        .into());
+    }
+    let client = open(server)?;
+    let opts = natter_tui::Options {
+        utc_offset,
+        ..natter_tui::Options::default()
+    };
+    natter_tui::run(client, opts).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn paths() -> anyhow::Result<Paths> {
     Ok(Paths::from_env()?)
 }
 
-fn open(server: Option<&str>) -> anyhow::Result<Client> {
+pub(crate) fn open(server: Option<&str>) -> anyhow::Result<Client> {
     Ok(Client::open(paths()?, server)?)
 }
 
 /// Writes one line to stdout and flushes it (stdout may be a pipe read line by line).
-fn out(line: &str) -> std::io::Result<()> {
+pub(crate) fn out(line: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")?;
     stdout.flush()
 }
 
-fn note(line: &str) {
+pub(crate) fn note(line: &str) {
     eprintln!("natter: {line}");
 }
 
 // ----- accounts -----
+
+/// A new password for `user`, from stdin (`--password-stdin`) or asked twice on a terminal.
+pub(crate) fn read_new_password(user: &str, password_stdin: bool) -> anyhow::Result<String> {
+    let args = AuthArgs {
+        user: user.to_owned(),
+        password_stdin,
+    };
+    read_password(&args, true)
+}
 
 fn read_password(args: &AuthArgs, confirm: bool) -> anyhow::Result<String> {
     if args.password_stdin {
@@ -111,9 +163,11 @@ fn read_password(args: &AuthArgs, confirm: bool) -> anyhow::Result<String> {
     Ok(pw)
 }
 
-async fn register(server: Option<&str>, args: AuthArgs) -> anyhow::Result<ExitCode> {
-    let password = read_password(&args, true)?;
-    let (client, user) = Client::register(paths()?, server, &args.user, &password).await?;
+async fn register(server: Option<&str>, args: RegisterArgs) -> anyhow::Result<ExitCode> {
+    let password = read_password(&args.auth, true)?;
+    let (client, user) =
+        Client::register_with_invite(paths()?, server, &args.auth.user, &password, args.invite)
+            .await?;
     let admin = if user.is_admin { " (server admin)" } else { "" };
     out(&format!(
         "registered and logged in as {} on {}{admin}",
@@ -264,7 +318,7 @@ async fn outbox_flush(server: Option<&str>) -> anyhow::Result<ExitCode> {
 // ----- reading -----
 
 /// Resolves when the user interrupts (Ctrl-C) or the process is asked to stop (SIGTERM).
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -375,6 +429,14 @@ async fn listen(server: Option<&str>, args: ListenArgs) -> anyhow::Result<ExitCo
                     format!("-- removed from {name}")
                 })?;
             }
+            ev @ (Event::Presence(_)
+            | Event::Typing { .. }
+            | Event::Receipt { .. }
+            | Event::Unread { .. }) => {
+                for line in crate::live::listen_line(&ev, args.json, &wanted) {
+                    out(&line)?;
+                }
+            }
             Event::ServerError { code, message } => {
                 note(&format!("the server reported an error ({code}): {message}"));
             }
@@ -430,18 +492,6 @@ async fn history(server: Option<&str>, args: HistoryArgs) -> anyhow::Result<Exit
         if !hint.is_empty() {
             note(&hint);
         }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn conversations(server: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let client = open(server)?;
-    for c in client.conversations().await? {
-        out(&if json {
-            output::conversation_json(&c)
-        } else {
-            output::conversation_human(&c)
-        })?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,14 +4,18 @@
 //! - [`cli`]: the command line (clap derive); the source of `--help`, man pages and
 //!   shell completions.
 //! - [`commands`]: runs each command on `natter-client-core`.
+//! - [`live`]: the live-layer commands (read, receipts, presence, status, typing, mute,
+//!   settings, notify) and the JSON of live events.
 //! - [`output`]: JSON lines for programs and sanitized lines for people.
 //!
 //! [`run`] parses, runs and returns the exit code; [`report`] turns an error into the
 //! one-sentence `natter: ...` line and the exit status (1 runtime, 2 usage; a closed
 //! stdout pipe counts as success).
 
+pub mod admin;
 pub mod cli;
 pub mod commands;
+pub mod live;
 pub mod output;
 
 use std::io::IsTerminal;
@@ -52,16 +56,30 @@ pub fn run() -> anyhow::Result<ExitCode> {
     // Must happen while the process has one thread.
     output::init_local_offset();
     init_tracing();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     if cli.command.is_none() {
-        // The TUI will live here; until then a bare `natter` explains itself.
-        if std::io::stdout().is_terminal() {
+        // A bare `natter` in a terminal opens the interface; elsewhere it explains itself.
+        if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+            cli.command = Some(cli::Command::Tui);
+        } else if std::io::stdout().is_terminal() {
             command().print_help()?;
             return Ok(ExitCode::SUCCESS);
+        } else {
+            eprintln!("{}", command().render_usage());
+            eprintln!("natter: a command is required: see 'natter --help'");
+            return Ok(ExitCode::from(2));
         }
-        eprintln!("{}", command().render_usage());
-        eprintln!("natter: a command is required: see 'natter --help'");
-        return Ok(ExitCode::from(2));
+    }
+    if let Some(pin) = &cli.pin {
+        match natter_client_core::tls::parse_pin(pin) {
+            Ok(pin) => natter_client_core::tls::set_trust(natter_client_core::tls::Trust::Pin(pin)),
+            Err(e) => {
+                eprintln!("natter: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    } else if let Some(ca) = &cli.ca_cert {
+        natter_client_core::tls::set_trust(natter_client_core::tls::Trust::CaFile(ca.clone()));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -294,7 +294,18 @@ impl Cache {
 
     /// The highest message id this client has taken from the stream, if any.
     pub fn cursor(&self) -> Result<Option<MessageId>, Error> {
-        self.get_kv(CURSOR_KEY)?
+        self.cursor_named(CURSOR_KEY)
+    }
+
+    /// Moves the cursor forward to `id`; never moves it back.
+    pub fn advance_cursor(&self, id: MessageId) -> Result<(), Error> {
+        self.advance_cursor_named(CURSOR_KEY, id)
+    }
+
+    /// A cursor of its own for a consumer that must not move the main one (the
+    /// notifier keeps `notify_cursor`, so `natter listen` still gets everything).
+    pub fn cursor_named(&self, key: &str) -> Result<Option<MessageId>, Error> {
+        self.get_kv(key)?
             .map(|v| {
                 v.parse()
                     .map_err(|_| CacheError::Corrupt(format!("cursor {v:?}")).into())
@@ -302,13 +313,13 @@ impl Cache {
             .transpose()
     }
 
-    /// Moves the cursor forward to `id`; never moves it back.
-    pub fn advance_cursor(&self, id: MessageId) -> Result<(), Error> {
+    /// Moves the named cursor forward to `id`; never moves it back.
+    pub fn advance_cursor_named(&self, key: &str, id: MessageId) -> Result<(), Error> {
         self.lock().execute(
             "INSERT INTO kv (key, value) VALUES (?1, ?2)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value
              WHERE CAST(kv.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
-            params![CURSOR_KEY, id.to_string()],
+            params![key, id.to_string()],
         )?;
         Ok(())
     }

@@ -123,12 +123,24 @@ impl Client {
         username: &str,
         password: &str,
     ) -> Result<(Client, UserInfo), Error> {
+        Self::register_with_invite(paths, explicit_server, username, password, None).await
+    }
+
+    /// Like [`Client::register`], with an invite code for servers that require one.
+    pub async fn register_with_invite(
+        paths: Paths,
+        explicit_server: Option<&str>,
+        username: &str,
+        password: &str,
+        invite: Option<String>,
+    ) -> Result<(Client, UserInfo), Error> {
         let username = validate::username(username)?;
         validate::password(password)?;
         let rest = Self::anonymous(&paths, explicit_server)?;
         let req = RegisterRequest {
             username,
             password: password.to_string(),
+            invite,
         };
         let auth = rest.register(&req).await?;
         Self::save_login(paths, &rest, auth)
@@ -285,7 +297,7 @@ impl Client {
 
     /// Runs `f` on the target's conversation id; when a cached id turns out stale
     /// (`not_member`/`not_found`), resolves the target afresh and tries once more.
-    async fn with_fresh_retry<T, F, Fut>(
+    pub(crate) async fn with_fresh_retry<T, F, Fut>(
         &self,
         target: &Target,
         f: F,

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use natter_protocol::{
-    ClientFrame, ConversationId, ConversationInfo, ErrorCode, Message, MessageId, SendAck,
-    ServerFrame,
+    ClientFrame, ConversationId, ConversationInfo, ConversationState, ErrorCode, Message,
+    MessageId, Presence, PresenceState, Receipt, SendAck, Seq, ServerFrame, Settings,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -36,6 +36,10 @@ const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(10);
 /// How many emitted ids the actor remembers above its floor before it compacts.
 const EMITTED_WINDOW: usize = 10_000;
+/// Delivery receipts for live messages wait this long to be sent together.
+const DELIVERED_DELAY: Duration = Duration::from_millis(200);
+/// The cursor key of the main consumer (`natter listen`, the TUI).
+const MAIN_CURSOR: &str = "cursor";
 
 /// The state of the connection, as a status line would show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +105,33 @@ pub enum Event {
         target: String,
         error: String,
     },
+    /// Presence changes of people who share a conversation with this user (and of this
+    /// user, set on another device).
+    Presence(Vec<Presence>),
+    /// A member started or stopped typing. `target` is known when the conversation is.
+    Typing {
+        conversation_id: ConversationId,
+        target: Option<String>,
+        user: String,
+        active: bool,
+    },
+    /// Another member's delivery or read marker passed one of this user's messages.
+    Receipt {
+        target: Option<String>,
+        receipt: Receipt,
+    },
+    /// This user's unread count in a conversation changed (a message from someone else,
+    /// or the conversation was read on some device).
+    Unread {
+        conversation_id: ConversationId,
+        target: Option<String>,
+        unread: u64,
+        read_seq: Seq,
+    },
+    /// This user's state in a conversation changed on the server (read, muted, unmuted).
+    ConversationState(ConversationState),
+    /// This user's settings changed (on any device).
+    Settings(Settings),
 }
 
 /// How the actor behaves.
@@ -129,6 +160,8 @@ enum Command {
         reply: oneshot::Sender<Result<SendAck, Error>>,
     },
     Flush,
+    /// A fire-and-forget frame (typing, read, presence); dropped while disconnected.
+    Frame(ClientFrame),
     Shutdown,
 }
 
@@ -138,6 +171,7 @@ enum Command {
 pub struct Connection {
     cmd: mpsc::Sender<Command>,
     client: Client,
+    cursor_key: &'static str,
 }
 
 impl std::fmt::Debug for Command {
@@ -145,6 +179,7 @@ impl std::fmt::Debug for Command {
         f.write_str(match self {
             Command::Send { .. } => "Send",
             Command::Flush => "Flush",
+            Command::Frame(_) => "Frame",
             Command::Shutdown => "Shutdown",
         })
     }
@@ -153,6 +188,17 @@ impl std::fmt::Debug for Command {
 impl Connection {
     /// Starts the actor on the current tokio runtime.
     pub fn spawn(client: Client, opts: ConnectOptions) -> (Connection, mpsc::Receiver<Event>) {
+        Self::spawn_with_cursor(client, opts, MAIN_CURSOR)
+    }
+
+    /// Like [`Connection::spawn`], resuming from (and committing to) a cursor of its own,
+    /// so that a second consumer of the same `NATTER_HOME` (the notifier) does not take
+    /// messages away from `natter listen`.
+    pub fn spawn_with_cursor(
+        client: Client,
+        opts: ConnectOptions,
+        cursor_key: &'static str,
+    ) -> (Connection, mpsc::Receiver<Event>) {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (tx, rx) = mpsc::channel(opts.event_buffer.max(1));
         let actor = Actor {
@@ -165,12 +211,17 @@ impl Connection {
             pending: HashMap::new(),
             flush_task: None,
             heartbeat: None,
+            cursor_key,
+            delivered: HashMap::new(),
+            delivered_due: None,
+            unread: HashMap::new(),
         };
         tokio::spawn(actor.run());
         (
             Connection {
                 cmd: cmd_tx,
                 client,
+                cursor_key,
             },
             rx,
         )
@@ -204,7 +255,37 @@ impl Connection {
 
     /// Records that the consumer handled every message up to `id` (see module docs).
     pub fn commit(&self, id: MessageId) -> Result<(), Error> {
-        self.client.commit_cursor(id)
+        self.client
+            .cache()
+            .advance_cursor_named(self.cursor_key, id)
+    }
+
+    async fn frame(&self, frame: ClientFrame) {
+        let _ = self.cmd.send(Command::Frame(frame)).await;
+    }
+
+    /// Says this user is typing in a conversation (`active`), or stopped. Renew every
+    /// `limits::TYPING_RENEW_SECS` while typing. Dropped while disconnected.
+    pub async fn typing(&self, conversation_id: ConversationId, active: bool) {
+        self.frame(ClientFrame::Typing {
+            conversation_id,
+            active,
+        })
+        .await;
+    }
+
+    /// Moves the read marker of a conversation forward to `seq` (never back).
+    pub async fn mark_read(&self, conversation_id: ConversationId, seq: Seq) {
+        self.frame(ClientFrame::Read {
+            conversation_id,
+            seq,
+        })
+        .await;
+    }
+
+    /// Sets this user away or back online.
+    pub async fn set_presence(&self, state: PresenceState) {
+        self.frame(ClientFrame::SetPresence { state }).await;
     }
 
     /// Asks the actor to flush the outbox now (it also does on every connect).
@@ -251,6 +332,14 @@ struct Actor {
     pending: HashMap<String, oneshot::Sender<Result<SendAck, Error>>>,
     flush_task: Option<JoinHandle<()>>,
     heartbeat: Option<Duration>,
+    cursor_key: &'static str,
+    /// Highest seq per conversation this device has stored and not yet reported.
+    delivered: HashMap<ConversationId, Seq>,
+    /// When the pending delivery receipts go out.
+    delivered_due: Option<Instant>,
+    /// Per conversation: (read marker, unread count, last seq counted), from the server's
+    /// states at connect and kept up by frames.
+    unread: HashMap<ConversationId, (Seq, u64, Seq)>,
 }
 
 impl Actor {
@@ -264,7 +353,7 @@ impl Actor {
 
     /// The id to resume after: the persisted cursor or what this run already emitted.
     fn resume_point(&self) -> Result<Option<MessageId>, Error> {
-        let stored = self.client.cursor()?;
+        let stored = self.client.cache().cursor_named(self.cursor_key)?;
         let mine = self
             .emitted
             .last()
@@ -277,7 +366,7 @@ impl Actor {
     }
 
     async fn run(mut self) {
-        match self.client.cursor() {
+        match self.client.cache().cursor_named(self.cursor_key) {
             Ok(c) => self.floor = c.unwrap_or(0),
             Err(e) => {
                 let _ = self
@@ -341,7 +430,7 @@ impl Actor {
                     Some(Command::Send { reply, .. }) => {
                         let _ = reply.send(Err(self.unreachable()));
                     }
-                    Some(Command::Flush) => {}
+                    Some(Command::Flush | Command::Frame(_)) => {}
                 },
             }
         }
@@ -382,7 +471,17 @@ impl Actor {
             .insert(http::header::AUTHORIZATION, bearer);
         tracing::debug!(%url, "connecting");
         let server = self.client.server().to_string();
-        match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(req)).await {
+        let connector = match crate::tls::client_config() {
+            Ok(config) => tokio_tungstenite::Connector::Rustls(config),
+            Err(e) => {
+                return Err(End::Fatal {
+                    code: None,
+                    message: e.to_string(),
+                });
+            }
+        };
+        let connect = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector));
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Err(_) => Err(End::Retry(format!(
                 "cannot reach {server}: connection timed out"
             ))),
@@ -425,7 +524,13 @@ impl Actor {
         let mut last_heard = Instant::now();
         loop {
             let deadline = last_heard + silence_limit;
+            let delivered_due = self.delivered_due;
             tokio::select! {
+                _ = sleep_until_opt(delivered_due) => {
+                    if let Err(e) = self.send_delivered(&mut sink).await {
+                        return (End::Retry(format!("connection lost: {e}")), greeted);
+                    }
+                }
                 frame = tokio::time::timeout_at(deadline, stream.next()) => {
                     let frame = match frame {
                         Err(_) => {
@@ -474,7 +579,7 @@ impl Actor {
                         }
                         if after.is_none() {
                             // First connection ever: start from now.
-                            if let Err(e) = self.client.commit_cursor(cursor) {
+                            if let Err(e) = self.client.cache().advance_cursor_named(self.cursor_key, cursor) {
                                 return (End::Fatal { code: None, message: e.to_string() }, true);
                             }
                             self.floor = self.floor.max(cursor);
@@ -483,6 +588,7 @@ impl Actor {
                             return (End::Stop, true);
                         }
                         self.start_flush();
+                        self.load_unread().await;
                         continue;
                     }
                     match self.handle(frame, &mut replaying).await {
@@ -497,6 +603,12 @@ impl Actor {
                         return (End::Stop, greeted);
                     }
                     Some(Command::Flush) => self.start_flush(),
+                    Some(Command::Frame(frame)) => {
+                        let Ok(json) = serde_json::to_string(&frame) else { continue };
+                        if let Err(e) = sink.send(WsMessage::text(json)).await {
+                            return (End::Retry(format!("connection lost: {e}")), greeted);
+                        }
+                    }
                     Some(Command::Send { conversation_id, client_id, text, reply }) => {
                         let frame = ClientFrame::Send { conversation_id, client_id: client_id.clone(), text };
                         let json = match serde_json::to_string(&frame) {
@@ -546,21 +658,48 @@ impl Actor {
                     }
                 };
                 self.remember(id);
+                self.note_delivered(&message);
+                let unread = self.count_unread(&message);
                 if self.opts.auto_commit {
-                    self.client.commit_cursor(id).map_err(cache_err)?;
+                    self.client
+                        .cache()
+                        .advance_cursor_named(self.cursor_key, id)
+                        .map_err(cache_err)?;
                 }
+                let target = conversation.target();
+                let conversation_id = conversation.id;
                 let event = MessageEvent {
-                    target: conversation.target(),
+                    target: target.clone(),
                     conversation,
                     message,
                     replayed: *replaying,
                 };
-                Ok(self.emit(Event::Message(event)).await)
+                if !self.emit(Event::Message(event)).await {
+                    return Ok(false);
+                }
+                if let Some((unread, read_seq)) = unread {
+                    return Ok(self
+                        .emit(Event::Unread {
+                            conversation_id,
+                            target: Some(target),
+                            unread,
+                            read_seq,
+                        })
+                        .await);
+                }
+                Ok(true)
             }
             ServerFrame::Synced { cursor } => {
                 *replaying = false;
+                // Everything replayed is stored: report it now rather than later.
+                if !self.delivered.is_empty() {
+                    self.delivered_due = Some(Instant::now());
+                }
                 if self.opts.auto_commit {
-                    self.client.commit_cursor(cursor).map_err(cache_err)?;
+                    self.client
+                        .cache()
+                        .advance_cursor_named(self.cursor_key, cursor)
+                        .map_err(cache_err)?;
                 }
                 Ok(self.emit(Event::Synced { cursor }).await)
             }
@@ -611,12 +750,117 @@ impl Actor {
                 }
                 Ok(self.emit(Event::ServerError { code, message }).await)
             }
+            ServerFrame::Presence { presence } => Ok(self.emit(Event::Presence(presence)).await),
+            ServerFrame::Typing {
+                conversation_id,
+                user,
+                active,
+            } => {
+                let target = self.target_of(conversation_id).await;
+                Ok(self
+                    .emit(Event::Typing {
+                        conversation_id,
+                        target,
+                        user,
+                        active,
+                    })
+                    .await)
+            }
+            ServerFrame::Receipt { receipt } => {
+                let target = self.target_of(receipt.conversation_id).await;
+                Ok(self.emit(Event::Receipt { target, receipt }).await)
+            }
+            ServerFrame::ConversationState { state } => {
+                let entry = self
+                    .unread
+                    .entry(state.conversation_id)
+                    .or_insert((0, 0, 0));
+                let changed = (entry.0, entry.1) != (state.read_seq, state.unread);
+                *entry = (state.read_seq, state.unread, entry.2.max(state.last_seq));
+                if changed {
+                    let target = self.target_of(state.conversation_id).await;
+                    let ev = Event::Unread {
+                        conversation_id: state.conversation_id,
+                        target,
+                        unread: state.unread,
+                        read_seq: state.read_seq,
+                    };
+                    if !self.emit(ev).await {
+                        return Ok(false);
+                    }
+                }
+                Ok(self.emit(Event::ConversationState(state)).await)
+            }
+            ServerFrame::Settings { settings } => Ok(self.emit(Event::Settings(settings)).await),
             ServerFrame::Hello { .. } | ServerFrame::Pong { .. } => Ok(true),
             other => {
                 tracing::debug!(?other, "unhandled frame");
                 Ok(true)
             }
         }
+    }
+
+    /// The target of a conversation, from the cache or the server.
+    async fn target_of(&self, id: ConversationId) -> Option<String> {
+        self.client.conversation(id).await.ok().map(|c| c.target())
+    }
+
+    /// Notes that this device has `m`, for the next delivery receipt.
+    fn note_delivered(&mut self, m: &Message) {
+        if m.sender == self.client.username() {
+            return;
+        }
+        let seq = self.delivered.entry(m.conversation_id).or_insert(0);
+        *seq = (*seq).max(m.seq);
+        if self.delivered_due.is_none() {
+            self.delivered_due = Some(Instant::now() + DELIVERED_DELAY);
+        }
+    }
+
+    /// Sends one `delivered` frame per conversation with news.
+    async fn send_delivered<S>(&mut self, sink: &mut S) -> Result<(), S::Error>
+    where
+        S: futures_util::Sink<WsMessage> + Unpin,
+    {
+        self.delivered_due = None;
+        for (conversation_id, seq) in std::mem::take(&mut self.delivered) {
+            let frame = ClientFrame::Delivered {
+                conversation_id,
+                seq,
+            };
+            if let Ok(json) = serde_json::to_string(&frame) {
+                sink.feed(WsMessage::text(json)).await?;
+            }
+        }
+        sink.flush().await
+    }
+
+    /// Loads the unread counts the server knows, as the base for live counting.
+    async fn load_unread(&mut self) {
+        match self.client.rest().conversation_states().await {
+            Ok(states) => {
+                self.unread = states
+                    .into_iter()
+                    .map(|s| (s.conversation_id, (s.read_seq, s.unread, s.last_seq)))
+                    .collect();
+            }
+            Err(e) => tracing::info!(error = %e, "cannot load unread counts"),
+        }
+    }
+
+    /// Counts a message from someone else as unread; returns the new (unread, read_seq)
+    /// when the count changed. Messages the server's count already includes are skipped.
+    fn count_unread(&mut self, m: &Message) -> Option<(u64, Seq)> {
+        let entry = self.unread.entry(m.conversation_id).or_insert((0, 0, 0));
+        if m.seq <= entry.2 {
+            return None;
+        }
+        entry.2 = m.seq;
+        if m.sender == self.client.username() || m.seq <= entry.0 {
+            return None;
+        }
+        entry.1 += 1;
+        Some((entry.1, entry.0))
     }
 
     fn remember(&mut self, id: MessageId) {
@@ -668,6 +912,14 @@ impl Actor {
                 Err(e) => tracing::warn!(error = %e, "outbox flush failed"),
             }
         }));
+    }
+}
+
+/// Sleeps until `at`, or forever without it.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -18,6 +18,10 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// The server was reached but its TLS certificate is not trusted. Retrying will not
+    /// help; trusting it (`--ca-cert`, `--pin`) will.
+    #[error("the TLS certificate of {url} is not trusted ({detail}): pass --ca-cert FILE or --pin FINGERPRINT if this is your server")]
+    Untrusted { url: String, detail: String },
     /// The server answered with an error body: its `message` is one sentence for a person.
     #[error("{message}")]
     Api { code: ErrorCode, message: String },

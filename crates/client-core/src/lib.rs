@@ -10,6 +10,9 @@
 //! - [`connection`]: the WebSocket actor behind [`Connection`] handles: reconnect with
 //!   backoff, resume from the cursor, outbox flush on connect, a typed [`Event`] stream.
 //! - [`error`]: [`Error`], plus humane duration parsing for `--wait`-style options.
+//! - [`live`]: presence, typing, read markers, receipts, mutes and settings on [`Client`].
+//! - [`notify`]: desktop notifications (filter, bursts, safe text, D-Bus), shared by
+//!   `natter notify` and the TUI.
 //!
 //! A message travels: `Client::send_now` persists it in the outbox with a UUIDv7 client
 //! id, POSTs it until the server's durable ack (retries reuse the id, so the server stores
@@ -20,9 +23,12 @@ pub mod cache;
 pub mod client;
 pub mod connection;
 pub mod error;
+pub mod live;
+pub mod notify;
 pub mod paths;
 pub mod rest;
 pub mod session;
+pub mod tls;
 
 pub use cache::{Cache, OutboxEntry};
 pub use client::{Client, FlushReport, SendOptions, SendOutcome};

@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use natter_protocol::{
-    AuthResponse, ConversationId, ConversationInfo, CreateGroupRequest, ErrorBody, ErrorCode,
-    GroupInfo, Health, HistoryPage, HistoryQuery, LoginRequest, MembersRequest, MessageId,
-    OpenDirectRequest, RegisterRequest, SendAck, SendRequest, SyncPage, SyncQuery, UserInfo,
+    AuthResponse, ConversationId, ConversationInfo, ConversationState, CreateGroupRequest,
+    ErrorBody, ErrorCode, GroupInfo, Health, HistoryPage, HistoryQuery, LoginRequest,
+    MembersRequest, MessageId, MessageReceipts, MuteRequest, OpenDirectRequest, Presence,
+    PresenceQuery, PresenceState, ReadRequest, ReceiptsQuery, RegisterRequest, SendAck,
+    SendRequest, Seq, SetPresenceRequest, Settings, SettingsUpdate, SyncPage, SyncQuery, UserInfo,
 };
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::Serialize;
@@ -38,6 +40,30 @@ impl std::fmt::Debug for Rest {
     }
 }
 
+mod admin;
+
+/// The rustls certificate error somewhere in `e`'s chain of causes, if that is what
+/// failed.
+pub(crate) fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(rustls::Error::InvalidCertificate(inner)) = c.downcast_ref::<rustls::Error>() {
+            return Some(format!("{inner:?}"));
+        }
+        if let Some(rustls::Error::General(msg)) = c.downcast_ref::<rustls::Error>() {
+            return Some(msg.clone());
+        }
+        // An io::Error's source() skips the error it wraps: look at that one too.
+        if let Some(inner) = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(found) = certificate_problem(inner) {
+                return Some(found);
+            }
+        }
+        cause = c.source();
+    }
+    None
+}
+
 impl Rest {
     pub fn new(server: &str, token: Option<String>) -> Result<Rest, Error> {
         crate::init_crypto();
@@ -50,7 +76,11 @@ impl Rest {
                     what: "valid http(s) server URL",
                 })
             })?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if base.scheme() == "https" {
+            builder = builder.tls_backend_preconfigured((*crate::tls::client_config()?).clone());
+        }
+        let http = builder
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("natter/", env!("CARGO_PKG_VERSION")))
@@ -111,6 +141,9 @@ impl Rest {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> Error {
+        if let Some(detail) = certificate_problem(&e) {
+            return Error::Untrusted { url: self.display.clone(), detail };
+        }
         Error::Unreachable {
             url: self.display.clone(),
             source: Some(Box::new(e)),
@@ -266,6 +299,92 @@ impl Rest {
     pub async fn remove_member(&self, group: &str, username: &str) -> Result<GroupInfo, Error> {
         self.call(self.request(Method::DELETE, &["groups", group, "members", username]))
             .await
+    }
+
+    // ----- live layer -----
+
+    /// Presence of `users` (all contacts when empty) that the caller may see.
+    pub async fn presence(&self, users: &[String]) -> Result<Vec<Presence>, Error> {
+        let query = PresenceQuery {
+            users: (!users.is_empty()).then(|| users.join(",")),
+        };
+        self.call(self.request(Method::GET, &["presence"]).query(&query))
+            .await
+    }
+
+    pub async fn set_presence(&self, state: PresenceState) -> Result<Presence, Error> {
+        self.call(
+            self.request(Method::PUT, &["me", "presence"])
+                .json(&SetPresenceRequest { state }),
+        )
+        .await
+    }
+
+    pub async fn settings(&self) -> Result<Settings, Error> {
+        self.get(&["me", "settings"]).await
+    }
+
+    pub async fn update_settings(&self, update: &SettingsUpdate) -> Result<Settings, Error> {
+        self.call(self.request(Method::PATCH, &["me", "settings"]).json(update))
+            .await
+    }
+
+    /// The caller's read marker, unread count, mute and online count per conversation.
+    pub async fn conversation_states(&self) -> Result<Vec<ConversationState>, Error> {
+        self.get(&["me", "conversation-states"]).await
+    }
+
+    pub async fn conversation_state(&self, id: ConversationId) -> Result<ConversationState, Error> {
+        self.get(&["conversations", &id.to_string(), "state"]).await
+    }
+
+    /// Moves the read marker to `seq` (default: the latest message).
+    pub async fn mark_read(
+        &self,
+        id: ConversationId,
+        seq: Option<Seq>,
+    ) -> Result<ConversationState, Error> {
+        self.post(
+            &["conversations", &id.to_string(), "read"],
+            &ReadRequest { seq },
+        )
+        .await
+    }
+
+    /// Announces typing (`active`) or ends it.
+    pub async fn typing(&self, id: ConversationId, active: bool) -> Result<(), Error> {
+        let method = if active { Method::POST } else { Method::DELETE };
+        self.execute(self.request(method, &["conversations", &id.to_string(), "typing"]))
+            .await
+            .map(drop)
+    }
+
+    pub async fn receipts(
+        &self,
+        id: ConversationId,
+        seq: Option<Seq>,
+    ) -> Result<MessageReceipts, Error> {
+        let rb = self.request(Method::GET, &["conversations", &id.to_string(), "receipts"]);
+        self.call(rb.query(&ReceiptsQuery { seq })).await
+    }
+
+    /// Mutes (`Some(for_secs)`, `None` inside meaning until unmuted) or unmutes (`None`).
+    pub async fn mute(
+        &self,
+        id: ConversationId,
+        mute: Option<Option<u64>>,
+    ) -> Result<ConversationState, Error> {
+        let segments = ["conversations", &id.to_string(), "mute"];
+        match mute {
+            Some(for_secs) => {
+                self.call(
+                    self.request(Method::PUT, &segments)
+                        .json(&MuteRequest { for_secs }),
+                )
+                .await
+            }
+            None => self.call(self.request(Method::DELETE, &segments)).await,
+        }
     }
 }
 

@@ -11,6 +11,9 @@ use crate::ids::{ConversationId, MessageId, Seq, UserId};
 pub struct RegisterRequest {
     pub username: String,
     pub password: String,
+    /// An invite code, needed when the server's registration mode is `invite`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{ConversationInfo, Message, SendAck, UserInfo};
 use crate::error::ErrorCode;
-use crate::ids::{ConversationId, MessageId};
+use crate::ids::{ConversationId, MessageId, Seq};
+use crate::live::{ConversationState, Presence, PresenceState, Receipt, Settings};
 
 /// Frames a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +28,31 @@ pub enum ClientFrame {
         #[serde(default)]
         nonce: u64,
     },
+    /// The user is typing in a conversation (`active: false`: stopped). Renew every few
+    /// seconds while typing; the indicator expires by itself otherwise. Not answered.
+    Typing {
+        conversation_id: ConversationId,
+        #[serde(default = "yes")]
+        active: bool,
+    },
+    /// This device has every message of the conversation up to `seq` (a delivery
+    /// receipt). Not answered.
+    Delivered {
+        conversation_id: ConversationId,
+        seq: Seq,
+    },
+    /// The user read the conversation up to `seq`: moves the read marker forward (never
+    /// back). Not answered.
+    Read {
+        conversation_id: ConversationId,
+        seq: Seq,
+    },
+    /// Set yourself `away` or back `online`. Not answered.
+    SetPresence { state: PresenceState },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Frames the server sends.
@@ -75,6 +101,29 @@ pub enum ServerFrame {
     },
     Pong {
         nonce: u64,
+    },
+    /// Presence changes of people who share a conversation with the caller, batched.
+    Presence {
+        presence: Vec<Presence>,
+    },
+    /// A member started (`active`) or stopped typing; it stops by itself after
+    /// `limits::TYPING_EXPIRY_SECS` without renewal, and when their message arrives.
+    Typing {
+        conversation_id: ConversationId,
+        user: String,
+        active: bool,
+    },
+    /// Another member's delivery or read marker passed one of the caller's messages.
+    Receipt {
+        receipt: Receipt,
+    },
+    /// The caller's own state in a conversation changed (read on another device, muted).
+    ConversationState {
+        state: ConversationState,
+    },
+    /// The caller's settings changed (on any device).
+    Settings {
+        settings: Settings,
     },
 }
 

@@ -10,16 +10,21 @@
 //! - [`frames`]: WebSocket frames (`ClientFrame`, `ServerFrame`), tagged by `type`.
 //! - [`error`]: stable error codes and the error body every failure carries.
 //! - [`sanitize`]: makes untrusted text safe to show on a terminal.
+//! - [`live`]: presence, typing, receipts, read markers, mutes and settings.
 
+pub mod admin;
 pub mod api;
 pub mod error;
 pub mod frames;
 pub mod ids;
 pub mod limits;
+pub mod live;
 pub mod sanitize;
 pub mod validate;
 
+pub use admin::*;
 pub use api::*;
 pub use error::{ErrorBody, ErrorCode};
 pub use frames::{ClientFrame, ServerFrame};
 pub use ids::{ConversationId, MessageId, Seq, Target, UserId};
+pub use live::*;

@@ -21,3 +21,8 @@ pub const MAX_CLIENT_ID_LEN: usize = 64;
 pub const DEFAULT_MAX_GROUP_MEMBERS: usize = 1000;
 /// Messages per page when a reconnecting client is caught up.
 pub const RESUME_PAGE: u32 = 500;
+/// A typing indicator ends by itself this long after the last renewal.
+pub const TYPING_EXPIRY_SECS: u64 = 6;
+/// How often a client renews "typing" while the user keeps typing (the server ignores
+/// renewals that come faster than once a second).
+pub const TYPING_RENEW_SECS: u64 = 3;

@@ -88,6 +88,90 @@ pub fn single_line(s: &str) -> String {
         .collect()
 }
 
+/// The most bytes [`filename`] returns: what common file systems (ext4, APFS, NTFS in
+/// UTF-16 units) accept for one path component.
+pub const MAX_FILENAME_BYTES: usize = 255;
+
+/// An extension up to this many bytes is kept when a long name is shortened.
+const MAX_KEPT_EXTENSION_BYTES: usize = 16;
+
+/// Makes a file name from the network safe to create in a download directory: the last
+/// path component only (no `/` or `\`, so never `..` or an absolute path), no control
+/// or bidirectional characters (a `txt.exe` shown as `exe.txt`), no characters Windows
+/// refuses (`<>:"|?*`, replaced by `_`), no leading dots or spaces (no hidden files),
+/// no trailing dots or spaces, no Windows device name (`CON`, `nul.txt`), at most
+/// [`MAX_FILENAME_BYTES`] bytes cut on a character boundary (keeping a short extension),
+/// and never empty (`file`). Applying it twice changes nothing.
+pub fn filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let mapped: String = base
+        .chars()
+        // Newline and tab too: a name is one line.
+        .filter(|&c| !c.is_control() && !is_bidi_control(c))
+        .map(|c| match c {
+            '<' | '>' | ':' | '"' | '|' | '?' | '*' => '_',
+            c => c,
+        })
+        .collect();
+    let trimmed = trim_name(&mapped);
+    let mut out = if is_windows_device(trimmed) {
+        format!("_{trimmed}")
+    } else {
+        trimmed.to_owned()
+    };
+    if out.len() > MAX_FILENAME_BYTES {
+        out = shorten(&out);
+    }
+    if out.is_empty() {
+        out.push_str("file");
+    }
+    out
+}
+
+/// Drops leading dots and whitespace (hidden files, `..`) and trailing ones (Windows
+/// strips them silently, so `a.txt.` would name another file there).
+fn trim_name(s: &str) -> &str {
+    s.trim_start_matches(|c: char| c == '.' || c.is_whitespace())
+        .trim_end_matches(|c: char| c == '.' || c.is_whitespace())
+}
+
+fn is_windows_device(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or_default().trim_end();
+    let upper = stem.to_ascii_uppercase();
+    matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((upper.starts_with("COM") || upper.starts_with("LPT"))
+            && upper.len() == 4
+            && upper.as_bytes()[3].is_ascii_digit())
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn prefix_within(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Cuts an over-long (already trimmed) name to [`MAX_FILENAME_BYTES`], keeping a short
+/// extension so the file still opens with the right program.
+fn shorten(name: &str) -> String {
+    if let Some((stem, ext)) = name.rsplit_once('.')
+        && !stem.is_empty()
+        && !ext.is_empty()
+        && ext.len() <= MAX_KEPT_EXTENSION_BYTES
+    {
+        let stem = trim_name(prefix_within(stem, MAX_FILENAME_BYTES - 1 - ext.len()));
+        if !stem.is_empty() {
+            return format!("{stem}.{ext}");
+        }
+    }
+    trim_name(prefix_within(name, MAX_FILENAME_BYTES)).to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +216,92 @@ mod tests {
     #[test]
     fn single_line_flattens() {
         assert_eq!(single_line("a\nb\tc\x1b[1m"), "a b c");
+    }
+}
+
+#[cfg(test)]
+mod filename_tests {
+    use super::*;
+
+    #[test]
+    fn keeps_ordinary_names() {
+        for name in ["report.pdf", "photo 2026-11-28.jpg", "日本語.txt", "a", "README"] {
+            assert_eq!(filename(name), name);
+        }
+    }
+
+    #[test]
+    fn cleans_hostile_names() {
+        let cases = [
+            ("../../etc/passwd", "passwd"),
+            ("..\\..\\windows\\system32\\evil.dll", "evil.dll"),
+            ("/abs/path.txt", "path.txt"),
+            ("dir/", "file"),
+            ("..", "file"),
+            (".", "file"),
+            ("", "file"),
+            ("   ", "file"),
+            (".bashrc", "bashrc"),
+            ("...hidden", "hidden"),
+            (" . .x", "x"),
+            ("trailing. . ", "trailing"),
+            ("a\0b\x1b[31mc\x07.txt", "ab[31mc.txt"),
+            ("invoice\u{202e}fdp.exe", "invoicefdp.exe"),
+            ("c1\u{9b}x", "c1x"),
+            ("new\nline\ttab", "newlinetab"),
+            ("a<b>c:d\"e|f?g*h", "a_b_c_d_e_f_g_h"),
+            ("CON", "_CON"),
+            ("nul.txt", "_nul.txt"),
+            ("com1.log", "_com1.log"),
+            ("lpt9", "_lpt9"),
+            ("console.txt", "console.txt"),
+            ("com10", "com10"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(filename(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn long_names_are_cut_on_a_char_boundary_keeping_the_extension() {
+        let long = format!("{}.tar.gz", "é".repeat(300));
+        let out = filename(&long);
+        assert!(out.len() <= MAX_FILENAME_BYTES, "{} bytes", out.len());
+        assert!(out.ends_with(".gz"), "{out}");
+        assert!(out.starts_with("éé"));
+
+        let no_ext = "x".repeat(1000);
+        assert_eq!(filename(&no_ext), "x".repeat(MAX_FILENAME_BYTES));
+
+        // An "extension" too long to keep is cut like the rest of the name.
+        let long_ext = format!("a.{}", "b".repeat(400));
+        assert_eq!(filename(&long_ext).len(), MAX_FILENAME_BYTES);
+
+        // A cut that lands just after dots does not leave a trailing dot.
+        let dots = format!("{}{}", "a".repeat(254), "....b");
+        let out = filename(&dots);
+        assert!(!out.ends_with('.'), "{out}");
+        assert!(out.len() <= MAX_FILENAME_BYTES);
+    }
+
+    #[test]
+    fn is_idempotent_and_safe() {
+        let samples = [
+            "../../x",
+            "\u{1b}]0;t\u{7}.txt",
+            ".. .. ..",
+            "CON.txt",
+            &format!("{}.{}", "ü".repeat(200), "e".repeat(16)),
+            &format!(" {}. ", "ab.".repeat(120)),
+        ];
+        for s in samples {
+            let once = filename(s);
+            assert_eq!(filename(&once), once, "input {s:?}");
+            assert!(!once.is_empty());
+            assert!(once.len() <= MAX_FILENAME_BYTES);
+            assert!(!once.starts_with('.'));
+            assert!(!once.contains(['/', '\\']));
+            assert!(!once.chars().any(|c| c.is_control() || is_bidi_control(c)));
+        }
     }
 }

@@ -100,7 +100,16 @@ fn rest_bodies() {
         "rest_register",
         RegisterRequest {
             username: "alice".into(),
-            password: "correct horse".into()
+            password: "correct horse".into(),
+            invite: None,
+        }
+    );
+    insta::assert_json_snapshot!(
+        "rest_register_invite",
+        RegisterRequest {
+            username: "bob".into(),
+            password: "correct horse".into(),
+            invite: Some("inv-code".into()),
         }
     );
     insta::assert_json_snapshot!(
@@ -225,4 +234,153 @@ fn decode_rejects_garbage() {
         ClientFrame::decode(r#"{"type":"ping"}"#).unwrap(),
         ClientFrame::Ping { nonce: 0 }
     );
+}
+
+#[test]
+fn live_client_frames() {
+    insta::assert_json_snapshot!(
+        "client_typing",
+        ClientFrame::Typing {
+            conversation_id: 7,
+            active: true
+        }
+    );
+    insta::assert_json_snapshot!(
+        "client_delivered",
+        ClientFrame::Delivered {
+            conversation_id: 7,
+            seq: 3
+        }
+    );
+    insta::assert_json_snapshot!(
+        "client_read",
+        ClientFrame::Read {
+            conversation_id: 7,
+            seq: 3
+        }
+    );
+    insta::assert_json_snapshot!(
+        "client_set_presence",
+        ClientFrame::SetPresence {
+            state: PresenceState::Away
+        }
+    );
+    // `active` defaults to true.
+    assert_eq!(
+        ClientFrame::decode(r#"{"type":"typing","conversation_id":7}"#).unwrap(),
+        ClientFrame::Typing {
+            conversation_id: 7,
+            active: true
+        }
+    );
+}
+
+fn state() -> ConversationState {
+    ConversationState {
+        conversation_id: 7,
+        last_seq: 5,
+        read_seq: 3,
+        unread: 2,
+        muted: true,
+        muted_until: Some(datetime!(2026-11-28 13:00:00 UTC)),
+        online: 1,
+    }
+}
+
+#[test]
+fn live_server_frames() {
+    insta::assert_json_snapshot!(
+        "server_presence",
+        ServerFrame::Presence {
+            presence: vec![
+                Presence {
+                    user: "alice".into(),
+                    state: PresenceState::Online,
+                    last_seen: None
+                },
+                Presence {
+                    user: "bob".into(),
+                    state: PresenceState::Offline,
+                    last_seen: Some(datetime!(2026-11-28 12:00:00 UTC))
+                },
+            ]
+        }
+    );
+    insta::assert_json_snapshot!(
+        "server_typing",
+        ServerFrame::Typing {
+            conversation_id: 7,
+            user: "bob".into(),
+            active: false
+        }
+    );
+    insta::assert_json_snapshot!(
+        "server_receipt",
+        ServerFrame::Receipt {
+            receipt: Receipt {
+                conversation_id: 7,
+                kind: ReceiptKind::Read,
+                user: "bob".into(),
+                seq: 4,
+                message_seq: 3,
+                count: 1,
+                of: 2
+            }
+        }
+    );
+    insta::assert_json_snapshot!(
+        "server_conversation_state",
+        ServerFrame::ConversationState { state: state() }
+    );
+    insta::assert_json_snapshot!(
+        "server_settings",
+        ServerFrame::Settings {
+            settings: Settings {
+                read_receipts: false,
+                do_not_disturb: true
+            }
+        }
+    );
+}
+
+#[test]
+fn live_rest_bodies() {
+    insta::assert_json_snapshot!("rest_conversation_state", state());
+    insta::assert_json_snapshot!(
+        "rest_message_receipts",
+        MessageReceipts {
+            conversation_id: 7,
+            seq: 3,
+            delivered_to: vec!["bob".into(), "carol".into()],
+            read_by: vec!["bob".into()],
+            of: 2
+        }
+    );
+    insta::assert_json_snapshot!(
+        "rest_set_presence",
+        SetPresenceRequest {
+            state: PresenceState::Online
+        }
+    );
+    insta::assert_json_snapshot!("rest_read", ReadRequest { seq: Some(3) });
+    insta::assert_json_snapshot!(
+        "rest_mute",
+        MuteRequest {
+            for_secs: Some(3600)
+        }
+    );
+    insta::assert_json_snapshot!(
+        "rest_settings_update",
+        SettingsUpdate {
+            read_receipts: Some(false),
+            do_not_disturb: None
+        }
+    );
+    insta::assert_json_snapshot!(
+        "rest_presence_query",
+        PresenceQuery {
+            users: Some("alice,bob".into())
+        }
+    );
+    insta::assert_json_snapshot!("rest_receipts_query", ReceiptsQuery { seq: Some(3) });
 }

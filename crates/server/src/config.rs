@@ -32,7 +32,11 @@ impl Durability {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Registration {
+    /// Anyone who can reach the server may register.
     Open,
+    /// Registration needs an invite code from a server admin.
+    Invite,
+    /// Nobody may register (admins create no accounts either; use invites for that).
     Closed,
 }
 
@@ -57,6 +61,36 @@ pub struct Config {
     pub readers: usize,
     /// Tokens expire this many days after they were issued.
     pub token_ttl_days: u32,
+    /// Turn every rate limit off (for load benchmarks on a trusted machine).
+    pub rate_limits: bool,
+    /// Messages each user may send per second, sustained, and in one burst.
+    pub send_per_sec: u32,
+    pub send_burst: u32,
+    /// Registrations each IP address may make per minute, sustained, and in one burst.
+    pub register_per_min: u32,
+    pub register_burst: u32,
+    /// Login attempts each IP address may make per minute, and in one burst.
+    pub login_per_min: u32,
+    pub login_burst: u32,
+    /// Login attempts per account per minute, and in one burst: against password guessing
+    /// from many addresses.
+    pub login_account_per_min: u32,
+    pub login_account_burst: u32,
+    /// Open WebSocket connections one user may have at once.
+    pub max_connections_per_user: usize,
+    /// PEM certificate chain for HTTPS/WSS (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Generate a self-signed certificate at start (for test setups); its fingerprint is
+    /// printed so clients can pin it.
+    pub tls_self_signed: bool,
+    /// A user whose last connection closed is announced offline this long after (a
+    /// reconnect within it announces nothing). Milliseconds.
+    pub presence_grace_ms: u64,
+    /// How often presence changes are sent (batched) and typing indicators expire.
+    /// Milliseconds.
+    pub live_tick_ms: u64,
 }
 
 impl Default for Config {
@@ -73,6 +107,21 @@ impl Default for Config {
             heartbeat_secs: 20,
             readers: 4,
             token_ttl_days: 90,
+            rate_limits: true,
+            send_per_sec: 50,
+            send_burst: 200,
+            register_per_min: 6,
+            register_burst: 30,
+            login_per_min: 30,
+            login_burst: 30,
+            login_account_per_min: 6,
+            login_account_burst: 10,
+            max_connections_per_user: 32,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            presence_grace_ms: 2000,
+            live_tick_ms: 250,
         }
     }
 }
@@ -101,9 +150,11 @@ impl Config {
                 continue;
             }
             // Numbers stay numbers; everything else is a string.
-            let v = match value.parse::<i64>() {
-                Ok(n) => toml::Value::Integer(n),
-                Err(_) => toml::Value::String(value),
+            let v = match (value.parse::<i64>(), value.as_str()) {
+                (Ok(n), _) => toml::Value::Integer(n),
+                (_, "true") => toml::Value::Boolean(true),
+                (_, "false") => toml::Value::Boolean(false),
+                _ => toml::Value::String(value),
             };
             table.insert(name, v);
         }
@@ -130,6 +181,10 @@ impl Config {
             "heartbeat_secs must be at least 1"
         );
         anyhow::ensure!(self.readers >= 1, "readers must be at least 1");
+        anyhow::ensure!(
+            (10..=60_000).contains(&self.live_tick_ms),
+            "live_tick_ms must be between 10 and 60000"
+        );
         anyhow::ensure!(
             self.max_group_members >= 2,
             "max_group_members must be at least 2"

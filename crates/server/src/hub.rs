@@ -9,7 +9,7 @@
 //! straight to this node's hub; a NATS-backed one would publish them to every node.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
@@ -30,7 +30,13 @@ struct Entry {
     id: u64,
     tx: mpsc::Sender<Outbound>,
     kick: Arc<Notify>,
+    kick_reason: Arc<AtomicU8>,
 }
+
+/// Why a connection was kicked (see [`Registration::kick_reason`]).
+pub const KICK_SLOW: u8 = 0;
+/// The account was disabled (or its sessions revoked) by an admin.
+pub const KICK_DISABLED: u8 = 1;
 
 pub struct Hub {
     conns: RwLock<HashMap<UserId, Vec<Entry>>>,
@@ -48,8 +54,10 @@ pub struct Registration {
     pub rx: mpsc::Receiver<Outbound>,
     /// A clone of this connection's own queue, for answers to its requests.
     pub tx: mpsc::Sender<Outbound>,
-    /// Notified when this connection was too slow and has been dropped from the hub.
+    /// Notified when this connection was dropped from the hub: too slow, or its account
+    /// was disabled ([`Registration::kick_reason`] says which).
     pub kicked: Arc<Notify>,
+    pub kick_reason: Arc<AtomicU8>,
 }
 
 impl Drop for Registration {
@@ -72,6 +80,7 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.capacity);
         let kick = Arc::new(Notify::new());
+        let kick_reason = Arc::new(AtomicU8::new(KICK_SLOW));
         self.conns
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -81,6 +90,7 @@ impl Hub {
                 id,
                 tx: tx.clone(),
                 kick: kick.clone(),
+                kick_reason: kick_reason.clone(),
             });
         Registration {
             hub: self.clone(),
@@ -89,6 +99,7 @@ impl Hub {
             rx,
             tx,
             kicked: kick,
+            kick_reason,
         }
     }
 
@@ -138,6 +149,20 @@ impl Hub {
             .contains_key(&user)
     }
 
+    /// Closes every connection of `user` on this node at once (account disabled).
+    pub fn disconnect_user(&self, user: UserId) {
+        let removed = self.conns.write().unwrap_or_else(|e| e.into_inner()).remove(&user);
+        for entry in removed.into_iter().flatten() {
+            entry.kick_reason.store(KICK_DISABLED, Ordering::Relaxed);
+            entry.kick.notify_one();
+        }
+    }
+
+    /// Open connections of one user on this node.
+    pub fn connections_of(&self, user: UserId) -> usize {
+        self.conns.read().unwrap_or_else(|e| e.into_inner()).get(&user).map_or(0, Vec::len)
+    }
+
     pub fn connection_count(&self) -> usize {
         self.conns
             .read()
@@ -152,6 +177,10 @@ impl Hub {
 /// receives to its local hub.
 pub trait Bus: Send + Sync + 'static {
     fn publish(&self, users: &[UserId], frame: Outbound);
+    /// Closes every connection of `user`, on every node.
+    fn disconnect_user(&self, user: UserId);
+    /// Open connections of `user` (or of everyone), on this node.
+    fn connections(&self, user: Option<UserId>) -> usize;
 }
 
 /// The single-node bus: straight into the local hub.
@@ -160,6 +189,17 @@ pub struct LocalBus(pub Arc<Hub>);
 impl Bus for LocalBus {
     fn publish(&self, users: &[UserId], frame: Outbound) {
         self.0.deliver(users, &frame);
+    }
+
+    fn disconnect_user(&self, user: UserId) {
+        self.0.disconnect_user(user);
+    }
+
+    fn connections(&self, user: Option<UserId>) -> usize {
+        match user {
+            Some(u) => self.0.connections_of(u),
+            None => self.0.connection_count(),
+        }
     }
 }
 

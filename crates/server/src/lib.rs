@@ -16,6 +16,7 @@ pub mod config;
 pub mod domain;
 pub mod hub;
 pub mod store;
+pub mod tls;
 pub mod transport;
 
 use std::future::Future;
@@ -30,7 +31,7 @@ use tokio_util::task::TaskTracker;
 pub use config::Config;
 pub use transport::{AppState, openapi, router};
 
-use crate::domain::{Domain, Limits};
+use crate::domain::{Domain, Limits, Live, LiveConfig};
 use crate::hub::{Bus, Hub, LocalBus};
 use crate::store::sqlite::{SqliteStore, WriterThread};
 
@@ -39,6 +40,8 @@ pub struct Server {
     pub state: AppState,
     writer: WriterThread,
     fan_out: tokio::task::JoinHandle<()>,
+    ticks: tokio::task::JoinHandle<()>,
+    tls: Option<tls::Tls>,
 }
 
 impl Server {
@@ -48,17 +51,29 @@ impl Server {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let db = data_dir.join("natter.db");
+        let tls = tls::load(&config, &data_dir).await?;
         let (committed_tx, committed_rx) = tokio::sync::mpsc::channel(4096);
         let (store, writer) =
             SqliteStore::open(&db, config.durability, config.readers, committed_tx)
                 .with_context(|| format!("cannot open database {}", db.display()))?;
         let hub = Hub::new(config.queue_capacity);
         let bus: Arc<dyn Bus> = Arc::new(LocalBus(hub.clone()));
-        let fan_out = tokio::spawn(domain::fan_out(committed_rx, bus.clone()));
+        let store = store::sqlite::shared(store);
+        let live = Live::new(
+            LiveConfig {
+                tick: Duration::from_millis(config.live_tick_ms),
+                presence_grace: Duration::from_millis(config.presence_grace_ms),
+            },
+            store.clone(),
+            bus.clone(),
+        );
+        let fan_out = tokio::spawn(domain::fan_out(committed_rx, bus.clone(), live.clone()));
+        let ticks = tokio::spawn(domain::run_ticks(live.clone()));
         let domain = Arc::new(Domain {
-            store: store::sqlite::shared(store),
+            store,
             bus,
             limits: Limits::from(&config),
+            live,
         });
         let state = AppState {
             domain,
@@ -70,7 +85,24 @@ impl Server {
             state,
             writer,
             fan_out,
+            ticks,
+            tls,
         })
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The SHA-256 fingerprint of the TLS certificate (`AB:CD:...`), when serving TLS.
+    pub fn tls_fingerprint(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.fingerprint.as_str())
+    }
+
+    /// Where a generated self-signed certificate was written.
+    pub fn generated_cert(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().and_then(|t| t.generated_cert.as_deref())
     }
 
     /// Serves until `shutdown` resolves, then closes every WebSocket with a close frame,
@@ -84,24 +116,50 @@ impl Server {
             state,
             writer,
             fan_out,
+            ticks,
+            tls,
         } = self;
         let hub = state.hub.clone();
         let sessions = state.sessions.clone();
         let app = router(state);
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
         let signal_hub = hub.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down");
-                signal_hub.shutdown.cancel();
-            })
-            .await
-            .context("server failed")?;
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            signal_hub.shutdown.cancel();
+        };
+        match tls {
+            None => {
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                    }
+                });
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                    .await
+                    .context("server failed")?;
+            }
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+                });
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls.config)
+                    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+                axum_server::from_tcp(listener.into_std()?)?
+                    .acceptor(acceptor)
+                    .handle(handle)
+                    .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                    .await
+                    .context("server failed")?;
+            }
+        }
         sessions.close();
         if tokio::time::timeout(Duration::from_secs(5), sessions.wait())
             .await
@@ -119,6 +177,7 @@ impl Server {
             tracing::warn!("database writer did not stop in time");
         }
         fan_out.abort();
+        ticks.abort();
         Ok(())
     }
 }

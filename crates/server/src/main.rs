@@ -24,6 +24,16 @@ struct Args {
     /// TOML configuration file.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Serve HTTPS/WSS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS/WSS with a self-signed certificate generated at start (for tests and
+    /// trials); its SHA-256 fingerprint is printed for clients to pin with --pin.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls_self_signed: bool,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +63,14 @@ fn run() -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.data_dir {
         config.data_dir = Some(dir);
     }
+    if args.tls_cert.is_some() {
+        config.tls_cert = args.tls_cert;
+        config.tls_key = args.tls_key;
+    }
+    if args.tls_self_signed {
+        config.tls_self_signed = true;
+    }
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listen = config.listen;
@@ -61,9 +79,24 @@ fn run() -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback()
+            && server.state.config.registration == natter_server::config::Registration::Open
+        {
+            tracing::warn!(
+                %addr,
+                "registration is open on a non-loopback address: anyone who can reach this \
+                 server can create an account (set registration = \"invite\" or \"closed\")"
+            );
+        }
         {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "listening on http://{addr}")?;
+            if let Some(fp) = server.tls_fingerprint() {
+                writeln!(out, "tls certificate sha256 fingerprint {fp}")?;
+            }
+            if let Some(path) = server.generated_cert() {
+                writeln!(out, "tls self-signed certificate written to {}", path.display())?;
+            }
+            writeln!(out, "listening on {}://{addr}", server.scheme())?;
             out.flush()?;
         }
         tracing::info!(%addr, "natterd ready");

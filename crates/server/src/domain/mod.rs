@@ -2,7 +2,10 @@
 //! authorization check. It knows nothing of HTTP or WebSockets; the transport layer
 //! turns requests into calls here and [`DomainError`]s into wire errors.
 
+mod admin;
 mod auth;
+pub mod gate;
+mod live;
 
 use std::sync::Arc;
 
@@ -19,6 +22,8 @@ use crate::hub::{Bus, Outbound};
 use crate::store::{Committed, MembershipChange, Store, StoreError};
 
 pub use auth::{hash_token, new_token};
+pub use gate::Gate;
+pub use live::{Live, LiveConfig, LiveStats, PresenceGuard, run_ticks};
 
 /// The authenticated caller of an operation.
 #[derive(Debug, Clone)]
@@ -69,6 +74,13 @@ pub enum DomainError {
     GroupFull { name: String, max: usize },
     #[error("the server cannot store data right now; nothing was stored: try again later")]
     StorageUnavailable,
+    #[error("{0}")]
+    RateLimited(String),
+    #[error("too many {what}: try again in {}s", retry_after.as_secs().max(1))]
+    Throttled {
+        what: &'static str,
+        retry_after: std::time::Duration,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -90,6 +102,8 @@ impl DomainError {
             DomainError::NotFound(_) => ErrorCode::NotFound,
             DomainError::GroupFull { .. } => ErrorCode::GroupFull,
             DomainError::StorageUnavailable => ErrorCode::StorageUnavailable,
+            DomainError::RateLimited(_) => ErrorCode::RateLimited,
+            DomainError::Throttled { .. } => ErrorCode::RateLimited,
             DomainError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -116,6 +130,9 @@ pub struct Limits {
     pub max_group_members: usize,
     pub registration: Registration,
     pub token_ttl: time::Duration,
+    pub gate: Arc<Gate>,
+    /// For storage figures in the admin stats.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl From<&Config> for Limits {
@@ -125,6 +142,8 @@ impl From<&Config> for Limits {
             max_group_members: c.max_group_members,
             registration: c.registration,
             token_ttl: time::Duration::days(i64::from(c.token_ttl_days)),
+            gate: Arc::new(Gate::new(c)),
+            data_dir: c.resolved_data_dir().unwrap_or_default(),
         }
     }
 }
@@ -133,6 +152,8 @@ pub struct Domain {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
     pub limits: Limits,
+    /// Presence and typing (memory only).
+    pub live: Arc<Live>,
 }
 
 /// Serializes a server frame once for any number of recipients.
@@ -147,10 +168,17 @@ pub fn outbound(frame: &ServerFrame) -> Outbound {
     }
 }
 
-/// Delivers committed messages to their recipients, in commit order. Runs until the
-/// store's writer goes away.
-pub async fn fan_out(mut committed: mpsc::Receiver<Committed>, bus: Arc<dyn Bus>) {
+/// Delivers committed messages to their recipients, in commit order, ending the sender's
+/// typing indicator first. Runs until the store's writer goes away.
+pub async fn fan_out(
+    mut committed: mpsc::Receiver<Committed>,
+    bus: Arc<dyn Bus>,
+    live: Arc<Live>,
+) {
     while let Some(c) = committed.recv().await {
+        if let Some(sender) = c.sender {
+            live.message_sent(c.message.conversation_id, sender);
+        }
         let frame = outbound(&ServerFrame::Message { message: c.message });
         bus.publish(&c.recipients, frame);
     }
@@ -159,9 +187,27 @@ pub async fn fan_out(mut committed: mpsc::Receiver<Committed>, bus: Arc<dyn Bus>
 impl Domain {
     // ----- accounts -----
 
-    pub async fn register(&self, username: &str, password: &str) -> DomainResult<AuthResponse> {
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        invite: Option<&str>,
+        ip: Option<std::net::IpAddr>,
+    ) -> DomainResult<AuthResponse> {
         if self.limits.registration == Registration::Closed {
             return Err(DomainError::RegistrationClosed);
+        }
+        self.limits.gate.register(ip)?;
+        // The very first account (the server admin) needs no invite: nobody could make one.
+        if self.limits.registration == Registration::Invite && self.store.counts().await?.users > 0 {
+            let Some(code) = invite.map(str::trim).filter(|c| !c.is_empty()) else {
+                return Err(DomainError::Forbidden(
+                    "this server registers by invite only: ask an admin for a code and use \
+                     `natter register USER --invite CODE`"
+                        .into(),
+                ));
+            };
+            return self.register_invited(username, password, code).await;
         }
         let username = validate::username(username)?;
         validate::password(password)?;
@@ -187,7 +233,9 @@ impl Domain {
         username: &str,
         password: &str,
         device: Option<String>,
+        ip: Option<std::net::IpAddr>,
     ) -> DomainResult<AuthResponse> {
+        self.limits.gate.login(ip, &username.to_ascii_lowercase())?;
         let user = match validate::username(username) {
             Ok(name) => self.store.user_by_name(&name).await?,
             Err(_) => None,
@@ -459,6 +507,7 @@ impl Domain {
     ) -> DomainResult<SendAck> {
         validate::client_id(client_id)?;
         validate::message_text(text, self.limits.max_message_bytes)?;
+        self.limits.gate.send(p.id)?;
         match self
             .store
             .insert_message(p.id, conversation, client_id, text)

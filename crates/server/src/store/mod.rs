@@ -2,12 +2,13 @@
 //! implementation ([`sqlite::SqliteStore`]). A PostgreSQL store would implement the same
 //! trait; nothing above this module knows which one runs.
 
+pub mod accounts;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use natter_protocol::{
-    ConversationId, ConversationInfo, GroupInfo, HistoryPage, Message, MessageId, Role, SyncPage,
-    UserId,
+    ConversationId, ConversationInfo, ConversationState, GroupInfo, HistoryPage, Message,
+    MessageId, MessageReceipts, Receipt, Role, Seq, Settings, SettingsUpdate, SyncPage, UserId,
 };
 use time::OffsetDateTime;
 
@@ -20,6 +21,8 @@ pub enum StoreError {
     NotMember,
     #[error("not found")]
     NotFound,
+    #[error("the invite code is unknown, expired, revoked or used up")]
+    InvalidInvite,
     #[error("the group would have more than {0} members")]
     GroupFull(usize),
     /// The database refused the write for lack of space (SQLITE_FULL) or I/O trouble.
@@ -69,6 +72,8 @@ pub struct Stored {
 pub struct Committed {
     pub message: Message,
     pub recipients: Vec<UserId>,
+    /// The sender's id (whose typing indicator the message ends); `None` when unknown.
+    pub sender: Option<UserId>,
 }
 
 /// A membership change that was just committed.
@@ -79,10 +84,20 @@ pub struct MembershipChange {
     pub removed: Vec<UserId>,
 }
 
+/// What advancing one user's markers in one conversation changed.
+#[derive(Debug, Clone)]
+pub struct MarkerUpdate {
+    /// The user's state after the update, when their read marker moved (their other
+    /// devices are told); `None` when it did not.
+    pub read_moved: Option<ConversationState>,
+    /// Receipts for the authors of the messages the markers passed, by author.
+    pub receipts: Vec<(UserId, Receipt)>,
+}
+
 /// What the domain needs from storage. Every write is committed before the future
 /// resolves: an `Ok` means durable.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: accounts::AccountStore + Send + Sync + 'static {
     /// Creates a user; the first user ever becomes a server admin.
     async fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<UserRecord>;
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
@@ -150,4 +165,49 @@ pub trait Store: Send + Sync + 'static {
     async fn sync(&self, user: UserId, after: MessageId, limit: u32) -> StoreResult<SyncPage>;
     /// The newest message id in any conversation of `user` (0 when none).
     async fn head(&self, user: UserId) -> StoreResult<MessageId>;
+
+    // ----- live layer: markers, receipts, mutes, settings -----
+
+    /// Member ids of a conversation.
+    async fn members(&self, conversation: ConversationId) -> StoreResult<Vec<UserId>>;
+    /// For each of `users`, everyone who shares at least one conversation with them
+    /// (themself excluded), as (user, contact, contact's username).
+    async fn contacts(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, UserId, String)>>;
+    /// (conversation, member) pairs of every conversation `user` is a member of.
+    async fn co_members(&self, user: UserId) -> StoreResult<Vec<(ConversationId, UserId)>>;
+    /// Moves `user`'s delivered and read markers forward (never back; clamped to the
+    /// latest message; reading implies delivery) and works out the receipts this makes.
+    /// `NotMember` when the user is not a member.
+    async fn advance_markers(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        delivered: Option<Seq>,
+        read: Option<Seq>,
+    ) -> StoreResult<MarkerUpdate>;
+    /// The user's state in each of their conversations (or in one); `online` is left 0
+    /// for the domain to fill in.
+    async fn conversation_states(
+        &self,
+        user: UserId,
+        conversation: Option<ConversationId>,
+    ) -> StoreResult<Vec<ConversationState>>;
+    /// Who has the user's message `seq` (default: their latest). `NotFound` when there is
+    /// no such message of theirs, `NotMember` when they are not a member.
+    async fn message_receipts(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: Option<Seq>,
+    ) -> StoreResult<MessageReceipts>;
+    /// Mutes (`Some(until)`, where `until` `None` means indefinitely) or unmutes (`None`).
+    async fn set_mute(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        mute: Option<Option<OffsetDateTime>>,
+    ) -> StoreResult<()>;
+    async fn settings(&self, user: UserId) -> StoreResult<Settings>;
+    async fn update_settings(&self, user: UserId, update: SettingsUpdate)
+    -> StoreResult<Settings>;
 }

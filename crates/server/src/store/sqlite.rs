@@ -8,18 +8,27 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use deadpool_sqlite::{Pool, Runtime};
 use natter_protocol::{
-    ConversationId, ConversationInfo, ConversationKind, GroupInfo, HistoryPage, MemberInfo,
-    Message, MessageId, Role, SyncPage, UserId,
+    ConversationId, ConversationInfo, ConversationKind, ConversationState, GroupInfo, HistoryPage,
+    MemberInfo, Message, MessageId, MessageReceipts, Receipt, ReceiptKind, Role, Seq, Settings,
+    SettingsUpdate, SyncPage, UserId,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use rusqlite_migration::{M, Migrations};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Committed, MembershipChange, Store, StoreError, StoreResult, Stored, UserRecord};
+use super::{
+    Committed, MarkerUpdate, MembershipChange, Store, StoreError, StoreResult, Stored, UserRecord,
+};
 use crate::config::Durability;
 
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_init.sql"))];
+mod accounts;
+
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("migrations/0001_init.sql")),
+    M::up(include_str!("migrations/0002_live.sql")),
+    M::up(include_str!("migrations/0003_accounts.sql")),
+];
 /// Most jobs one transaction takes: bounds the latency a batch adds to its first job.
 const MAX_BATCH: usize = 512;
 
@@ -281,6 +290,60 @@ fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<ConversationInfo> {
         last_activity: from_micros(row.get(4)?),
         member_count: row.get::<_, i64>(5)? as u32,
     })
+}
+
+fn is_member(conn: &Connection, conversation: ConversationId, user: UserId) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2)")?
+        .query_row([conversation, user], |r| r.get(0))?)
+}
+
+fn settings_of(conn: &Connection, user: UserId) -> rusqlite::Result<Settings> {
+    Ok(conn
+        .prepare_cached("SELECT read_receipts, do_not_disturb FROM user_settings WHERE user_id = ?1")?
+        .query_row([user], |r| {
+            Ok(Settings {
+                read_receipts: r.get(0)?,
+                do_not_disturb: r.get(1)?,
+            })
+        })
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// The user's state in their conversations (all, or `only`). `online` is left 0.
+fn states_of(
+    conn: &Connection,
+    user: UserId,
+    only: Option<ConversationId>,
+) -> rusqlite::Result<Vec<ConversationState>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.id, c.last_seq, COALESCE(mk.read_seq, 0),
+                (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id
+                   AND m.seq > COALESCE(mk.read_seq, 0) AND m.sender_id != ?1),
+                mu.user_id IS NOT NULL, mu.muted_until
+         FROM members mb JOIN conversations c ON c.id = mb.conversation_id
+         LEFT JOIN markers mk ON mk.conversation_id = c.id AND mk.user_id = ?1
+         LEFT JOIN mutes mu ON mu.conversation_id = c.id AND mu.user_id = ?1
+         WHERE mb.user_id = ?1 AND (?2 IS NULL OR c.id = ?2)
+         ORDER BY c.id",
+    )?;
+    let now = now_micros();
+    let rows = stmt.query_map(params![user, only], |r| {
+        let has_mute: bool = r.get(4)?;
+        let until: Option<i64> = r.get(5)?;
+        let muted = has_mute && until.is_none_or(|u| u > now);
+        Ok(ConversationState {
+            conversation_id: r.get(0)?,
+            last_seq: r.get(1)?,
+            read_seq: r.get(2)?,
+            unread: r.get::<_, i64>(3)?.max(0) as u64,
+            muted,
+            muted_until: if muted { until.map(from_micros) } else { None },
+            online: 0,
+        })
+    })?;
+    rows.collect()
 }
 
 #[async_trait]
@@ -608,7 +671,7 @@ impl Store for SqliteStore {
                 sent_at: from_micros(now),
                 client_id,
             };
-            events.push(Committed { message: message.clone(), recipients });
+            events.push(Committed { message: message.clone(), recipients, sender: Some(sender) });
             Ok(Stored { message, duplicate: false })
         })
         .await
@@ -690,6 +753,335 @@ impl Store for SqliteStore {
                      FROM members mb WHERE mb.user_id = ?1",
                 )?
                 .query_row([user], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    async fn members(&self, conversation: ConversationId) -> StoreResult<Vec<UserId>> {
+        self.live_members(conversation).await
+    }
+
+    async fn contacts(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, UserId, String)>> {
+        self.live_contacts(users).await
+    }
+
+    async fn co_members(&self, user: UserId) -> StoreResult<Vec<(ConversationId, UserId)>> {
+        self.live_co_members(user).await
+    }
+
+    async fn advance_markers(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        delivered: Option<Seq>,
+        read: Option<Seq>,
+    ) -> StoreResult<MarkerUpdate> {
+        self.live_advance_markers(user, conversation, delivered, read)
+            .await
+    }
+
+    async fn conversation_states(
+        &self,
+        user: UserId,
+        conversation: Option<ConversationId>,
+    ) -> StoreResult<Vec<ConversationState>> {
+        self.live_conversation_states(user, conversation).await
+    }
+
+    async fn message_receipts(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: Option<Seq>,
+    ) -> StoreResult<MessageReceipts> {
+        self.live_message_receipts(user, conversation, seq).await
+    }
+
+    async fn set_mute(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        mute: Option<Option<OffsetDateTime>>,
+    ) -> StoreResult<()> {
+        self.live_set_mute(user, conversation, mute).await
+    }
+
+    async fn settings(&self, user: UserId) -> StoreResult<Settings> {
+        self.live_settings(user).await
+    }
+
+    async fn update_settings(
+        &self,
+        user: UserId,
+        update: SettingsUpdate,
+    ) -> StoreResult<Settings> {
+        self.live_update_settings(user, update).await
+    }
+}
+
+/// The live layer, split from the core impl for reading. Each method documents itself in
+/// the trait.
+impl SqliteStore {
+    async fn live_members(&self, conversation: ConversationId) -> StoreResult<Vec<UserId>> {
+        self.read(move |conn| Ok(member_ids(conn, conversation)?))
+            .await
+    }
+
+    async fn live_contacts(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, UserId, String)>> {
+        let users = users.to_vec();
+        self.read(move |conn| {
+            let mut out = Vec::new();
+            // Bounded batches of bound parameters.
+            for chunk in users.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let sql = format!(
+                    "SELECT DISTINCT a.user_id, b.user_id, u.username FROM members a
+                     JOIN members b ON b.conversation_id = a.conversation_id AND b.user_id != a.user_id
+                     JOIN users u ON u.id = b.user_id
+                     WHERE a.user_id IN ({marks})"
+                );
+                let mut stmt = conn.prepare(&sql)?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(chunk.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+                for row in rows {
+                    out.push(row?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn live_co_members(&self, user: UserId) -> StoreResult<Vec<(ConversationId, UserId)>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT b.conversation_id, b.user_id FROM members a
+                 JOIN members b ON b.conversation_id = a.conversation_id
+                 WHERE a.user_id = ?1",
+            )?;
+            let rows = stmt.query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn live_advance_markers(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        delivered: Option<Seq>,
+        read: Option<Seq>,
+    ) -> StoreResult<MarkerUpdate> {
+        self.write(move |conn, _| {
+            if !is_member(conn, conversation, user)? {
+                return Err(StoreError::NotMember);
+            }
+            let last_seq: i64 = conn
+                .prepare_cached("SELECT last_seq FROM conversations WHERE id = ?1")?
+                .query_row([conversation], |r| r.get(0))?;
+            let (old_d, old_r): (i64, i64) = conn
+                .prepare_cached(
+                    "SELECT delivered_seq, read_seq FROM markers WHERE conversation_id = ?1 AND user_id = ?2",
+                )?
+                .query_row([conversation, user], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .unwrap_or((0, 0));
+            let want_r = read.unwrap_or(0).clamp(0, last_seq);
+            let want_d = delivered.unwrap_or(0).max(want_r).clamp(0, last_seq);
+            let (new_d, new_r) = (old_d.max(want_d), old_r.max(want_r));
+            let mut update = MarkerUpdate { read_moved: None, receipts: Vec::new() };
+            if (new_d, new_r) == (old_d, old_r) {
+                return Ok(update);
+            }
+            conn.prepare_cached(
+                "INSERT INTO markers (conversation_id, user_id, delivered_seq, read_seq)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (conversation_id, user_id) DO UPDATE SET
+                   delivered_seq = MAX(delivered_seq, excluded.delivered_seq),
+                   read_seq = MAX(read_seq, excluded.read_seq)",
+            )?
+            .execute(params![conversation, user, new_d, new_r])?;
+            let username: String = conn
+                .prepare_cached("SELECT username FROM users WHERE id = ?1")?
+                .query_row([user], |r| r.get(0))?;
+            let of = member_count(conn, conversation)?.saturating_sub(1) as u32;
+            let mine = settings_of(conn, user)?;
+            for (kind, old, new) in [
+                (ReceiptKind::Delivered, old_d, new_d),
+                (ReceiptKind::Read, old_r, new_r),
+            ] {
+                // Someone who turned read receipts off sends none.
+                if new <= old || (kind == ReceiptKind::Read && !mine.read_receipts) {
+                    continue;
+                }
+                let authors: Vec<(UserId, Seq)> = {
+                    let mut stmt = conn.prepare_cached(
+                        "SELECT m.sender_id, MAX(m.seq) FROM messages m
+                         JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = m.sender_id
+                         WHERE m.conversation_id = ?1 AND m.seq > ?2 AND m.seq <= ?3 AND m.sender_id != ?4
+                         GROUP BY m.sender_id",
+                    )?;
+                    let rows = stmt.query_map(params![conversation, old, new, user], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                for (author, message_seq) in authors {
+                    // ... and sees none from others.
+                    if kind == ReceiptKind::Read && !settings_of(conn, author)?.read_receipts {
+                        continue;
+                    }
+                    let count: i64 = conn
+                        .prepare_cached(
+                            "SELECT COUNT(*) FROM markers mk
+                             JOIN members mb ON mb.conversation_id = mk.conversation_id AND mb.user_id = mk.user_id
+                             LEFT JOIN user_settings us ON us.user_id = mk.user_id
+                             WHERE mk.conversation_id = ?1 AND mk.user_id != ?2
+                               AND (CASE WHEN ?4 THEN mk.read_seq ELSE mk.delivered_seq END) >= ?3
+                               AND (NOT ?4 OR COALESCE(us.read_receipts, 1) = 1)",
+                        )?
+                        .query_row(
+                            params![conversation, author, message_seq, kind == ReceiptKind::Read],
+                            |r| r.get(0),
+                        )?;
+                    update.receipts.push((
+                        author,
+                        Receipt {
+                            conversation_id: conversation,
+                            kind,
+                            user: username.clone(),
+                            seq: new,
+                            message_seq,
+                            count: count as u32,
+                            of,
+                        },
+                    ));
+                }
+            }
+            if new_r > old_r {
+                update.read_moved = states_of(conn, user, Some(conversation))?.pop();
+            }
+            Ok(update)
+        })
+        .await
+    }
+
+    async fn live_conversation_states(
+        &self,
+        user: UserId,
+        conversation: Option<ConversationId>,
+    ) -> StoreResult<Vec<ConversationState>> {
+        self.read(move |conn| Ok(states_of(conn, user, conversation)?))
+            .await
+    }
+
+    async fn live_message_receipts(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: Option<Seq>,
+    ) -> StoreResult<MessageReceipts> {
+        self.read(move |conn| {
+            if !is_member(conn, conversation, user)? {
+                return Err(StoreError::NotMember);
+            }
+            let seq: Seq = match seq {
+                Some(seq) => conn
+                    .prepare_cached(
+                        "SELECT seq FROM messages WHERE conversation_id = ?1 AND seq = ?2 AND sender_id = ?3",
+                    )?
+                    .query_row([conversation, seq, user], |r| r.get(0))
+                    .optional()?,
+                None => conn
+                    .prepare_cached(
+                        "SELECT MAX(seq) FROM messages WHERE conversation_id = ?1 AND sender_id = ?2",
+                    )?
+                    .query_row([conversation, user], |r| r.get(0))?,
+            }
+            .ok_or(StoreError::NotFound)?;
+            let names = |read: bool| -> rusqlite::Result<Vec<String>> {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT u.username FROM markers mk
+                     JOIN members mb ON mb.conversation_id = mk.conversation_id AND mb.user_id = mk.user_id
+                     JOIN users u ON u.id = mk.user_id
+                     LEFT JOIN user_settings us ON us.user_id = mk.user_id
+                     WHERE mk.conversation_id = ?1 AND mk.user_id != ?2
+                       AND (CASE WHEN ?4 THEN mk.read_seq ELSE mk.delivered_seq END) >= ?3
+                       AND (NOT ?4 OR COALESCE(us.read_receipts, 1) = 1)
+                     ORDER BY u.username",
+                )?;
+                let rows = stmt.query_map(params![conversation, user, seq, read], |r| r.get(0))?;
+                rows.collect()
+            };
+            let delivered_to = names(false)?;
+            let read_by = if settings_of(conn, user)?.read_receipts {
+                names(true)?
+            } else {
+                Vec::new()
+            };
+            Ok(MessageReceipts {
+                conversation_id: conversation,
+                seq,
+                delivered_to,
+                read_by,
+                of: member_count(conn, conversation)?.saturating_sub(1) as u32,
+            })
+        })
+        .await
+    }
+
+    async fn live_set_mute(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        mute: Option<Option<OffsetDateTime>>,
+    ) -> StoreResult<()> {
+        self.write(move |conn, _| {
+            if !is_member(conn, conversation, user)? {
+                return Err(StoreError::NotMember);
+            }
+            match mute {
+                Some(until) => {
+                    let until = until.map(|t| (t.unix_timestamp_nanos() / 1000) as i64);
+                    conn.prepare_cached(
+                        "INSERT INTO mutes (user_id, conversation_id, muted_until) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (user_id, conversation_id) DO UPDATE SET muted_until = excluded.muted_until",
+                    )?
+                    .execute(params![user, conversation, until])?;
+                }
+                None => {
+                    conn.prepare_cached("DELETE FROM mutes WHERE user_id = ?1 AND conversation_id = ?2")?
+                        .execute([user, conversation])?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn live_settings(&self, user: UserId) -> StoreResult<Settings> {
+        self.read(move |conn| Ok(settings_of(conn, user)?)).await
+    }
+
+    async fn live_update_settings(
+        &self,
+        user: UserId,
+        update: SettingsUpdate,
+    ) -> StoreResult<Settings> {
+        self.write(move |conn, _| {
+            let old = settings_of(conn, user)?;
+            let new = Settings {
+                read_receipts: update.read_receipts.unwrap_or(old.read_receipts),
+                do_not_disturb: update.do_not_disturb.unwrap_or(old.do_not_disturb),
+            };
+            conn.prepare_cached(
+                "INSERT INTO user_settings (user_id, read_receipts, do_not_disturb) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id) DO UPDATE SET
+                   read_receipts = excluded.read_receipts, do_not_disturb = excluded.do_not_disturb",
+            )?
+            .execute(params![user, new.read_receipts, new.do_not_disturb])?;
+            Ok(new)
         })
         .await
     }

@@ -2,6 +2,8 @@
 //! of domain errors to stable wire errors. Internal details go to the log, never to the
 //! client.
 
+mod live;
+mod admin;
 mod rest;
 mod ws;
 
@@ -38,6 +40,8 @@ pub struct AppState {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// For `rate_limited`: when to try again (sent as `Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -45,6 +49,7 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 }
@@ -54,9 +59,14 @@ impl From<DomainError> for ApiError {
         if let DomainError::Internal(detail) = &e {
             tracing::error!(%detail, "internal error");
         }
+        let retry_after = match &e {
+            DomainError::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
         ApiError {
             code: e.code(),
             message: e.to_string(),
+            retry_after,
         }
     }
 }
@@ -73,6 +83,13 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up: a client that waits that long gets through.
+            let secs = wait.as_millis().div_ceil(1000).max(1);
+            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -128,6 +145,23 @@ pub struct ApiQuery<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
 
+/// The peer's IP address, when the server was started with connection info (it always
+/// is by [`crate::Server::serve`]).
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// The caller, from `Authorization: Bearer TOKEN`.
 pub struct Auth {
     pub principal: Principal,
@@ -172,6 +206,8 @@ impl FromRequestParts<AppState> for Auth {
         (name = "conversations", description = "Direct and group conversations and their messages"),
         (name = "groups", description = "Groups and membership"),
         (name = "realtime", description = "The WebSocket event stream"),
+        (name = "admin", description = "Server administration (server admins only)"),
+        (name = "live", description = "Presence, typing, read markers, receipts, mutes and settings"),
     )
 )]
 struct ApiDoc;
@@ -190,9 +226,59 @@ impl utoipa::Modify for BearerAuth {
 
 /// The API routes and their OpenAPI document, built from the same handler list.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api/v1", rest::routes().merge(ws::routes()))
-        .split_for_parts()
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest(
+            "/api/v1",
+            rest::routes()
+                .merge(live::routes())
+                .merge(admin::routes())
+                .merge(ws::routes()),
+        )
+        .split_for_parts();
+    document_rejections(&mut doc);
+    (router, doc)
+}
+
+/// Any operation with path or query parameters or a body can be answered 400
+/// `bad_request` (an extractor rejects the request before the handler runs), and any
+/// body over the limit 413: documented here once rather than on every handler.
+fn document_rejections(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| -> RefOr<utoipa::openapi::Response> {
+        let content = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build();
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", content)
+            .build()
+            .into()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let path_params = item.parameters.as_ref().is_some_and(|p| !p.is_empty());
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let params = path_params || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let body = op.request_body.is_some();
+            let responses = &mut op.responses.responses;
+            if params || body {
+                responses.entry("400".into()).or_insert_with(|| {
+                    error("a parameter or the body is malformed or fails validation")
+                });
+            }
+            if body {
+                responses
+                    .entry("413".into())
+                    .or_insert_with(|| error("the request body is over the size limit"));
+            }
+        }
+    }
 }
 
 /// The OpenAPI document as served at `/api/v1/openapi.json`.

@@ -12,7 +12,7 @@ use natter_protocol::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Auth};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Auth, ClientIp};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -53,9 +53,13 @@ async fn health() -> Json<Health> {
     ))]
 async fn register(
     State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<AuthResponse>)> {
-    let resp = s.domain.register(&req.username, &req.password).await?;
+    let resp = s
+        .domain
+        .register(&req.username, &req.password, req.invite.as_deref(), ip)
+        .await?;
     Ok((StatusCode::CREATED, Json(resp)))
 }
 
@@ -63,11 +67,12 @@ async fn register(
     responses((status = 200, body = AuthResponse), (status = 401, body = ErrorBody)))]
 async fn login(
     State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<AuthResponse>> {
     Ok(Json(
         s.domain
-            .login(&req.username, &req.password, req.device)
+            .login(&req.username, &req.password, req.device, ip)
             .await?,
     ))
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use natter_protocol::{ClientFrame, ErrorBody, ErrorCode, ServerFrame, limits};
@@ -23,11 +23,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiQuery, AppState, Auth};
-use crate::domain::{Principal, outbound};
+use crate::domain::{DomainError, Principal, outbound};
 use crate::hub::Outbound;
 
 /// Close code for a consumer that fell behind its queue (application range 4000-4999).
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code for a connection whose account was disabled.
+pub const CLOSE_ACCOUNT_DISABLED: u16 = 4003;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_INTERNAL: u16 = 1011;
@@ -57,6 +59,14 @@ async fn upgrade(
     ApiQuery(q): ApiQuery<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let max = s.config.max_connections_per_user;
+    if s.hub.connections_of(auth.principal.id) >= max {
+        return super::ApiError::new(
+            ErrorCode::RateLimited,
+            format!("you already have {max} open connections: close one and try again"),
+        )
+        .into_response();
+    }
     let limit = s.config.max_frame_bytes;
     let tracker = s.sessions.clone();
     ws.max_message_size(limit)
@@ -131,6 +141,8 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, socket: WebSocke
         }
     };
 
+    // Counted online from here until the session ends (the guard is dropped with it).
+    let _presence = s.domain.live.connected(&p);
     let started = Instant::now();
     let last_heard = Arc::new(AtomicU64::new(0));
     let (ctrl_tx, mut ctrl_rx) = mpsc::channel::<WsMessage>(1);
@@ -151,6 +163,9 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, socket: WebSocke
             biased;
             _ = s.hub.shutdown.cancelled() => break Some(close(CLOSE_GOING_AWAY, "server shutting down")),
             _ = reg.kicked.notified() => {
+                if reg.kick_reason.load(Ordering::Relaxed) == crate::hub::KICK_DISABLED {
+                    break Some(close(CLOSE_ACCOUNT_DISABLED, "account disabled by an admin"));
+                }
                 break Some(close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect with your cursor"));
             }
             ctrl = ctrl_rx.recv() => break ctrl,
@@ -162,7 +177,10 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, socket: WebSocke
             }
             _ = ping.tick() => {
                 let heard = Duration::from_millis(last_heard.load(Ordering::Relaxed));
-                if started.elapsed().saturating_sub(heard) > heartbeat * 2 {
+                // Pongs answer within moments: silence over 1.5 intervals at a tick means
+                // the previous ping went unanswered, so a vanished peer is dropped within
+                // two heartbeat intervals.
+                if started.elapsed().saturating_sub(heard) > heartbeat * 3 / 2 {
                     break Some(close(CLOSE_GOING_AWAY, "no answer to heartbeat"));
                 }
                 if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
@@ -244,6 +262,15 @@ async fn read_loop(
     }
 }
 
+fn error_frame(e: DomainError) -> ServerFrame {
+    let err = super::ApiError::from(e);
+    ServerFrame::Error {
+        code: err.code,
+        message: err.message,
+        client_id: None,
+    }
+}
+
 async fn handle(s: &AppState, p: &Principal, text: &str) -> Option<ServerFrame> {
     let frame = match ClientFrame::decode(text) {
         Ok(f) => f,
@@ -274,6 +301,33 @@ async fn handle(s: &AppState, p: &Principal, text: &str) -> Option<ServerFrame> 
             },
         ),
         ClientFrame::Ping { nonce } => Some(ServerFrame::Pong { nonce }),
+        ClientFrame::Typing {
+            conversation_id,
+            active,
+        } => match s.domain.typing(p, conversation_id, active).await {
+            // Typing is best effort: over-eager clients are ignored, not scolded.
+            Ok(()) | Err(DomainError::RateLimited(_)) => None,
+            Err(e) => Some(error_frame(e)),
+        },
+        ClientFrame::Delivered {
+            conversation_id,
+            seq,
+        } => s
+            .domain
+            .mark(p, conversation_id, Some(seq), None)
+            .await
+            .err()
+            .map(error_frame),
+        ClientFrame::Read {
+            conversation_id,
+            seq,
+        } => s
+            .domain
+            .mark(p, conversation_id, None, Some(seq))
+            .await
+            .err()
+            .map(error_frame),
+        ClientFrame::SetPresence { state } => s.domain.set_presence(p, state).err().map(error_frame),
         _ => Some(ServerFrame::Error {
             code: ErrorCode::MalformedFrame,
             message: "unsupported frame type".into(),

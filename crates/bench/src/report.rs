@@ -1,0 +1,265 @@
+//! One run's results: printed for a person, appended as a JSON line for the script, and
+//! rendered from those lines into the tables of docs/BENCHMARKS.md.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::procstat::Usage;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// The system under test, e.g. `natter`, `inspircd`, `inspircd+nodelay`.
+    pub label: String,
+    /// Workload name and variant, e.g. `1a fanout closed`.
+    pub workload: String,
+    pub params: String,
+    /// The driver's command line.
+    pub command: String,
+    pub persistence: String,
+    pub server_cpus: String,
+    pub driver_cpus: String,
+    /// Length of the measured window, seconds.
+    pub secs: f64,
+    pub sent: u64,
+    pub deliveries: u64,
+    pub deliveries_per_sec: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub p999_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub server_cpu_s: f64,
+    pub deliveries_per_server_cpu_s: Option<f64>,
+    pub server_peak_rss_kb: u64,
+    pub server_rss_kb: u64,
+    pub driver_cpu_s: f64,
+    pub driver_cpu_pct: f64,
+    /// Which side saturated its core: `server`, `driver`, `both` or `neither`.
+    pub bound: String,
+    /// Workload-specific figures (connects per second, KiB per connection, ...).
+    pub extra: BTreeMap<String, f64>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn set_usage(&mut self, u: &Usage) {
+        self.secs = u.secs;
+        self.server_cpu_s = u.server_cpu_s;
+        self.server_peak_rss_kb = u.server_peak_rss_kb;
+        self.server_rss_kb = u.server_rss_kb;
+        self.driver_cpu_s = u.driver_cpu_s;
+        self.driver_cpu_pct = if u.secs > 0.0 {
+            100.0 * u.driver_cpu_s / u.secs
+        } else {
+            0.0
+        };
+        let server_pct = if u.secs > 0.0 {
+            100.0 * u.server_cpu_s / u.secs
+        } else {
+            0.0
+        };
+        self.extra
+            .insert("server_cpu_pct".into(), round(server_pct, 1));
+        self.bound = match (server_pct >= 85.0, self.driver_cpu_pct >= 85.0) {
+            (true, true) => "both",
+            (true, false) => "server",
+            (false, true) => "driver",
+            (false, false) => "neither",
+        }
+        .into();
+    }
+
+    pub fn set_deliveries(&mut self, deliveries: u64) {
+        self.deliveries = deliveries;
+        if self.secs > 0.0 {
+            self.deliveries_per_sec = deliveries as f64 / self.secs;
+        }
+        if self.server_cpu_s > 0.0 {
+            self.deliveries_per_server_cpu_s = Some(deliveries as f64 / self.server_cpu_s);
+        }
+    }
+
+    /// Latency figures from a histogram in microseconds.
+    pub fn set_latency(&mut self, h: &Histogram<u64>) {
+        if h.is_empty() {
+            return;
+        }
+        let ms = |us: u64| round(us as f64 / 1000.0, 3);
+        self.p50_ms = Some(ms(h.value_at_quantile(0.50)));
+        self.p99_ms = Some(ms(h.value_at_quantile(0.99)));
+        self.p999_ms = Some(ms(h.value_at_quantile(0.999)));
+        self.max_ms = Some(ms(h.max()));
+        self.extra.insert("latency_samples".into(), h.len() as f64);
+    }
+
+    pub fn print(&self) {
+        println!("== {} | {} | {}", self.label, self.workload, self.params);
+        println!(
+            "   persistence: {} | server cpus {} | driver cpus {}",
+            self.persistence, self.server_cpus, self.driver_cpus
+        );
+        println!(
+            "   window {:.1}s  sent {}  deliveries {} ({:.0}/s)",
+            self.secs, self.sent, self.deliveries, self.deliveries_per_sec
+        );
+        if let (Some(p50), Some(p99), Some(p999), Some(max)) =
+            (self.p50_ms, self.p99_ms, self.p999_ms, self.max_ms)
+        {
+            println!("   latency ms: p50 {p50}  p99 {p99}  p99.9 {p999}  max {max}");
+        }
+        println!(
+            "   server: {:.2} CPU-s ({:.0}%), peak RSS {} KiB, RSS {} KiB; deliveries/CPU-s {}",
+            self.server_cpu_s,
+            self.extra.get("server_cpu_pct").copied().unwrap_or(0.0),
+            self.server_peak_rss_kb,
+            self.server_rss_kb,
+            self.deliveries_per_server_cpu_s
+                .map_or("-".into(), |v| format!("{v:.0}"))
+        );
+        println!(
+            "   driver: {:.2} CPU-s ({:.0}%); bound: {}",
+            self.driver_cpu_s, self.driver_cpu_pct, self.bound
+        );
+        for (k, v) in &self.extra {
+            if k != "server_cpu_pct" {
+                println!("   {k}: {v}");
+            }
+        }
+        for n in &self.notes {
+            println!("   note: {n}");
+        }
+    }
+}
+
+pub fn round(v: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (v * f).round() / f
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("-".into(), fmt_num)
+}
+
+fn fmt_num(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{:.0}", v)
+    } else if v >= 1.0 {
+        format!("{:.2}", v)
+    } else {
+        format!("{:.3}", v)
+    }
+}
+
+/// Renders JSON lines into markdown: one table per workload, one row per system.
+pub fn markdown(lines: &str) -> anyhow::Result<String> {
+    let mut by_workload: BTreeMap<String, Vec<Report>> = BTreeMap::new();
+    for line in lines.lines().filter(|l| !l.trim().is_empty()) {
+        let r: Report = serde_json::from_str(line)?;
+        by_workload.entry(r.workload.clone()).or_default().push(r);
+    }
+    let mut out = String::new();
+    for (workload, runs) in &by_workload {
+        let _ = writeln!(out, "\n#### {workload}\n");
+        let _ = writeln!(out, "Parameters: `{}`\n", runs[0].params);
+        let _ = writeln!(
+            out,
+            "| system | persistence | deliveries/s | p50 ms | p99 ms | p99.9 ms | server CPU-s | deliveries per server CPU-s | server peak RSS MiB | driver CPU % | bound |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+        for r in runs {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {} | {} | {} | {:.2} | {} | {:.1} | {:.0} | {} |",
+                r.label,
+                r.persistence,
+                r.deliveries_per_sec,
+                opt(r.p50_ms),
+                opt(r.p99_ms),
+                opt(r.p999_ms),
+                r.server_cpu_s,
+                opt(r.deliveries_per_server_cpu_s),
+                r.server_peak_rss_kb as f64 / 1024.0,
+                r.driver_cpu_pct,
+                r.bound
+            );
+        }
+        let keys: std::collections::BTreeSet<&String> = runs
+            .iter()
+            .flat_map(|r| r.extra.keys())
+            .filter(|k| k.as_str() != "server_cpu_pct" && k.as_str() != "latency_samples")
+            .collect();
+        if !keys.is_empty() {
+            let _ = writeln!(out);
+            let _ = write!(out, "| system |");
+            for k in &keys {
+                let _ = write!(out, " {k} |");
+            }
+            let _ = writeln!(out);
+            let _ = write!(out, "|---|");
+            for _ in &keys {
+                let _ = write!(out, "---|");
+            }
+            let _ = writeln!(out);
+            for r in runs {
+                let _ = write!(out, "| {} |", r.label);
+                for k in &keys {
+                    let _ = write!(out, " {} |", opt(r.extra.get(*k).copied()));
+                }
+                let _ = writeln!(out);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nCPUs: server `{}`, driver `{}`. Commands:\n",
+            runs[0].server_cpus, runs[0].driver_cpus
+        );
+        for r in runs {
+            let _ = writeln!(out, "- {}: `{}`", r.label, r.command);
+            for n in &r.notes {
+                let _ = writeln!(out, "  - {n}");
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_one_table_per_workload() {
+        let mut a = Report {
+            label: "natter".into(),
+            workload: "1a".into(),
+            params: "members=100".into(),
+            command: "natter-bench fanout".into(),
+            persistence: "sqlite synchronous=FULL".into(),
+            ..Report::default()
+        };
+        a.set_usage(&Usage {
+            secs: 10.0,
+            server_cpu_s: 5.0,
+            driver_cpu_s: 9.5,
+            ..Usage::default()
+        });
+        a.set_deliveries(1000);
+        let mut b = a.clone();
+        b.label = "inspircd".into();
+        let text = [a, b]
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let md = markdown(&text).unwrap();
+        assert_eq!(md.matches("#### 1a").count(), 1);
+        assert!(
+            md.contains("| natter | sqlite synchronous=FULL | 100 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 200 |"), "{md}");
+        assert!(md.contains("| driver |"), "{md}");
+    }
+}
