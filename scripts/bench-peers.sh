@@ -116,7 +116,7 @@ stop_pid() {
 NATTER_DATA=$WORK/natter-data
 NATTER_STATE=$WORK/natter-tokens.tsv
 start_natter() { # durability
-    NATTERD_DURABILITY=$1 NATTERD_MAX_GROUP_MEMBERS=$((BIG_ROOM + 10)) NATTERD_RATE_LIMITS=false \
+    NATTERD_DURABILITY=$1 NATTERD_MAX_GROUP_MEMBERS=$((BIG_ROOM > 1000 ? BIG_ROOM + 10 : 1010)) NATTERD_RATE_LIMITS=false \
         NATTERD_LOG=warn \
         taskset -c "$SERVER_CPU" "$NATTERD" --listen "127.0.0.1:$NATTER_PORT" \
         --data-dir "$NATTER_DATA" >"$WORK/natterd-$1.log" 2>&1 &
@@ -208,7 +208,8 @@ bench() { # label port proto args...
     shift 3
     # The exact command as it ran (the driver records its own argv, too).
     echo "+ taskset -c $DRIVER_CPU natter-bench --proto $proto --addr 127.0.0.1:$port --label $label $*" >&2
-    taskset -c "$DRIVER_CPU" "$BENCH" --proto "$proto" --addr "127.0.0.1:$port" \
+    # Bounded: a peer that wedges must not stall the whole run.
+    timeout "${RUN_TIMEOUT:-420}" taskset -c "$DRIVER_CPU" "$BENCH" --proto "$proto" --addr "127.0.0.1:$port" \
         --server-pid "$SERVER_PID" --label "$label" --out "$RESULTS" \
         --state "$NATTER_STATE" "$@" ||
         echo "natter-bench failed for $label: $*" | tee -a "$WORK/failures.txt" >&2
@@ -231,7 +232,7 @@ start_natter full
 taskset -c "$DRIVER_CPU" "$BENCH" --addr "127.0.0.1:$NATTER_PORT" --state "$NATTER_STATE" \
     register --users "$BIG_ROOM"
 room_workloads natter "$NATTER_PORT" natter
-bench natter "$NATTER_PORT" natter slow --rate 100 "${common[@]}"
+bench natter "$NATTER_PORT" natter slow --rate 100 --duration $((DURATION * 3)) --warmup "$WARMUP"
 bench natter "$NATTER_PORT" natter storm --duration 12 --warmup "$WARMUP"
 bench natter "$NATTER_PORT" natter history
 bench natter "$NATTER_PORT" natter idle --connections "$IDLE_CONNS" --users 100
@@ -284,7 +285,7 @@ SECTION=$WORK/section.md
     echo
     echo "### Settings"
     echo
-    echo "- natterd: defaults except \`NATTERD_MAX_GROUP_MEMBERS=$((BIG_ROOM + 10))\` and \`NATTERD_RATE_LIMITS=false\` (its per-user send and per-IP registration limits would otherwise throttle the driver, which is one user per connection on one IP); durability \`full\` (SQLite WAL, \`synchronous=FULL\`, an acknowledged message survives power loss) unless the label says \`normal\`."
+    echo "- natterd: defaults except \`NATTERD_MAX_GROUP_MEMBERS=$((BIG_ROOM > 1000 ? BIG_ROOM + 10 : 1010))\` and \`NATTERD_RATE_LIMITS=false\` (its per-user send and per-IP registration limits would otherwise throttle the driver, which is one user per connection on one IP); durability \`full\` (SQLite WAL, \`synchronous=FULL\`, an acknowledged message survives power loss) unless the label says \`normal\`."
     echo "- ngircd: \`MaxConnections = 0\`, \`MaxConnectionsIP = 0\`, \`MaxJoins = 0\`, \`MaxPenaltyTime = 0\` (flood penalty off), \`PingTimeout/PongTimeout = 600\`, \`DNS/Ident/PAM = no\`. ngircd's 32 KiB per-client write buffer is compiled in and cannot be raised."
     echo "- InspIRCd: connect class \`threshold=2147483647 commandrate=2147483647 fakelag=off hardsendq=1G softsendq=1G recvq=1G localmax=globalmax=limit=1000000 maxchans=10000 resolvehostnames=no useident=no\`, \`<performance netbuffersize=65536 softlimit=100000 nouserdns=yes>\`, \`<channels users=10000>\`."
     echo "- \`+nodelay\`: the server ran under \`LD_PRELOAD\` of a 20-line shim (built by the script with gcc) that sets \`TCP_NODELAY\` on every accepted socket; neither Debian build does. natterd sets it itself."

@@ -9,23 +9,28 @@
 #   who share a direct conversation and a group with messages in it.
 # - Run 1, as alice and bob (Web Fuzzing Commons auth: they log in through the API, so
 #   a fuzzed logout or session revocation only costs a re-login): every operation but
-#   the WebSocket upgrade, with the checks that must hold:
+#   the WebSocket upgrade and /admin/, with every schemathesis check, among them:
 #     not_a_server_error           no 5xx, ever
 #     ignored_auth                 an operation that declares bearer auth refuses
-#                                  requests without or with a wrong token
+#                                  requests without a token or with a wrong one
 #     object_level_authorization   alice and bob are peers: neither reads the other's
 #                                  objects (OWASP API1)
-#     response_schema_conformance, status_code_conformance, content_type_conformance
-#                                  answers match the document
+#     response_schema_conformance, status_code_conformance, content_type_conformance,
+#     use_after_free, ensure_resource_availability, unsupported_method, ...
+#   except two that test how precisely the document states the input constraints
+#   (negative_data_rejection, positive_data_acceptance): the schemas do not carry the
+#   username/group-name patterns, minimum lengths and ranges yet, so those checks fail on
+#   documentation gaps, not on server faults. Set SCHEMATHESIS_CHECKS=all to see them.
 # - Run 2, as the server admin: the /admin/ operations (which alice and bob are refused),
-#   with the same checks except object_level_authorization (one user).
+#   with the same checks (object_level_authorization needs two users, so not there).
 #
-# Usage: scripts/schemathesis.sh [--max-examples N]   (env: SCHEMATHESIS_VENV, CARGO_PROFILE)
+# Usage: scripts/schemathesis.sh [--max-examples N]
+#        (env: MAX_EXAMPLES, SCHEMATHESIS_VENV, SCHEMATHESIS_SEED, SCHEMATHESIS_NATTERD)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-MAX_EXAMPLES=${MAX_EXAMPLES:-25}
+MAX_EXAMPLES=${MAX_EXAMPLES:-50}
 if [[ ${1:-} == --max-examples ]]; then
     MAX_EXAMPLES=$2
 fi
@@ -39,8 +44,13 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VER
 fi
 "$VENV/bin/schemathesis" --version
 
-cargo build --quiet -p natter-server --bin natterd
-NATTERD=$ROOT/target/debug/natterd
+# SCHEMATHESIS_NATTERD: a natterd already built (e.g. by `cargo test`); otherwise build
+# it. (Not NATTERD_*: natterd reads every NATTERD_* variable as configuration.)
+NATTERD=${SCHEMATHESIS_NATTERD:-}
+if [[ -z $NATTERD ]]; then
+    cargo build --quiet -p natter-server --bin natterd
+    NATTERD=$ROOT/target/debug/natterd
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/natter-schemathesis.XXXXXX")
 SERVER_PID=
@@ -103,15 +113,18 @@ ALICE_TOKEN=$(register alice)
 BOB_TOKEN=$(register bob)
 register carol >/dev/null
 
-# Objects for the authorization checks to find: a direct conversation alice-bob, alice's
-# group with carol (bob is not in it), bob's group, and messages in each.
-DM=$(post /direct "$ALICE_TOKEN" '{"username":"bob"}' | id_of)
-post "/conversations/$DM/messages" "$ALICE_TOKEN" '{"client_id":"st-1","text":"hi bob"}' >/dev/null
-ALICE_GROUP=$(post /groups "$ALICE_TOKEN" '{"name":"alice-team","members":["carol"]}' | id_of)
-post "/conversations/$ALICE_GROUP/messages" "$ALICE_TOKEN" '{"client_id":"st-2","text":"team only"}' >/dev/null
-BOB_GROUP=$(post /groups "$BOB_TOKEN" '{"name":"bob-team","members":["carol"]}' | id_of)
-post "/conversations/$BOB_GROUP/messages" "$BOB_TOKEN" '{"client_id":"st-3","text":"bob only"}' >/dev/null
-echo "seeded: direct $DM, alice-team $ALICE_GROUP, bob-team $BOB_GROUP"
+# Objects for the authorization checks to find. alice and bob share nothing (a direct
+# conversation between them would rightly be readable by both): each has a direct
+# conversation with carol and a group with carol, with messages in each.
+seed_user() { # NAME TOKEN -> "direct-id group-id"
+    local dm group
+    dm=$(post /direct "$2" '{"username":"carol"}' | id_of)
+    post "/conversations/$dm/messages" "$2" "{\"client_id\":\"$1-1\",\"text\":\"hi carol\"}" >/dev/null
+    group=$(post /groups "$2" "{\"name\":\"$1-team\",\"members\":[\"carol\"]}" | id_of)
+    post "/conversations/$group/messages" "$2" "{\"client_id\":\"$1-2\",\"text\":\"team only\"}" >/dev/null
+    echo "$dm $group"
+}
+echo "seeded: alice (direct, group) $(seed_user alice "$ALICE_TOKEN"); bob $(seed_user bob "$BOB_TOKEN")"
 
 login_entry() { # NAME
     cat <<EOF
@@ -126,7 +139,18 @@ EOF
 cat >"$WORK/users.json" <<EOF
 {"auth": [$(login_entry alice), $(login_entry bob)]}
 EOF
+CHECKS_TOML=$(cat <<'EOF'
+# Every check but two that test how precisely the document states input constraints
+# (see the top of this script). In the file rather than on the command line, where
+# --checks would override the per-operation exception below.
+[checks]
+negative_data_rejection.enabled = false
+positive_data_acceptance.enabled = false
+EOF
+)
 cat >"$WORK/users.toml" <<EOF
+$CHECKS_TOML
+
 [auth]
 # Only the two users below: schemathesis must not sign up accounts of its own and use
 # them instead of alice and bob.
@@ -137,9 +161,18 @@ path = "$WORK/users.json"
 peers = ["alice", "bob"]
 # Log in again every few seconds: a fuzzed logout or session revocation kills a token.
 refresh_interval = 3
+
+# A user's public profile is readable by every signed-in user, by design; schemathesis
+# counts a user that alice's fuzzed registration created as alice's object.
+[[operations]]
+include-path = "/api/v1/users/{username}"
+checks.object_level_authorization.enabled = false
 EOF
 cat >"$WORK/admin.toml" <<EOF
 headers = { Authorization = "Bearer $ADMIN_TOKEN" }
+
+$CHECKS_TOML
+
 [auth]
 auto-signup = false
 EOF
@@ -148,23 +181,31 @@ COMMON=(
     --url "$BASE"
     --max-examples "$MAX_EXAMPLES"
     --seed "$SEED"
-    --workers 2
+    # One worker: with several, Python 3.11's ast module races inside hypothesis
+    # ("AST constructor recursion depth mismatch"), an error of the tool, not of natterd.
+    --workers 1
     --request-timeout 10
     --phases examples,coverage,fuzzing,stateful
     --suppress-health-check too_slow,filter_too_much
     --exclude-path /api/v1/ws
 )
-CHECKS=not_a_server_error,ignored_auth,response_schema_conformance,status_code_conformance,content_type_conformance
+# SCHEMATHESIS_CHECKS=all (or a list) replaces the configured set, e.g. to see the
+# documentation gaps the two disabled checks report.
+CHECKS=()
+if [[ -n ${SCHEMATHESIS_CHECKS:-} ]]; then
+    CHECKS=(--checks "$SCHEMATHESIS_CHECKS")
+fi
+
+# schemathesis keeps a cache (.schemathesis/) in the working directory: not in the repo.
+cd "$WORK"
 
 echo "=== schemathesis run 1: alice and bob, every operation but /admin/ ==="
 "$VENV/bin/schemathesis" --config-file "$WORK/users.toml" run "$API/openapi.json" \
-    "${COMMON[@]}" --exclude-path-regex '^/api/v1/admin/' \
-    --checks "$CHECKS,object_level_authorization"
+    "${COMMON[@]}" "${CHECKS[@]}" --exclude-path-regex '^/api/v1/admin/'
 
 echo "=== schemathesis run 2: the server admin, /admin/ operations ==="
 "$VENV/bin/schemathesis" --config-file "$WORK/admin.toml" run "$API/openapi.json" \
-    "${COMMON[@]}" --include-path-regex '^/api/v1/admin/' \
-    --checks "$CHECKS"
+    "${COMMON[@]}" "${CHECKS[@]}" --include-path-regex '^/api/v1/admin/'
 
 # The server must have survived all of it.
 curl --silent --show-error --fail "$API/health" >/dev/null

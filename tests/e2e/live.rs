@@ -64,7 +64,10 @@ fn contacts_see_each_other_come_online_and_go_offline_after_kill_9() {
     let offline = bob_l.expect_json(SOON, |v| presence_of(v, "alice", "offline"));
     let took = killed.elapsed();
     let bound = Duration::from_secs(2 * HEARTBEAT_SECS) + GRACE + Duration::from_millis(500);
-    assert!(took <= bound, "offline after {took:?}; the bound is {bound:?}");
+    assert!(
+        took <= bound,
+        "offline after {took:?}; the bound is {bound:?}"
+    );
     assert!(
         offline["last_seen"].as_str().is_some(),
         "offline carries last seen: {offline}"
@@ -127,7 +130,10 @@ fn typing_reaches_the_other_member_expires_and_ends_with_the_message() {
     alice.run_ok(["typing", "ops", "--stop"]);
     let next = bob_l.expect_json(SOON, |v| is(v, "typing") && v["user"] == "alice");
     assert_eq!(next["active"], false, "{next}");
-    assert!(asked.elapsed() < Duration::from_secs(4), "stopped, not expired");
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "stopped, not expired"
+    );
 }
 
 #[test]
@@ -190,7 +196,11 @@ fn a_non_member_sees_no_presence_typing_or_receipts_of_a_group() {
         let (status, body) = eve_api
             .get(&format!("/conversations/{ops}/receipts?seq=1"))
             .await;
-        assert_eq!((status, &body["code"]), (403, &json!("not_member")), "{body}");
+        assert_eq!(
+            (status, &body["code"]),
+            (403, &json!("not_member")),
+            "{body}"
+        );
         let (status, body) = eve_api.get(&format!("/conversations/{ops}/state")).await;
         assert_eq!(status, 403, "{body}");
         let (status, body) = eve_api.get("/presence?users=alice,bob").await;
@@ -228,12 +238,21 @@ fn delivered_then_read_receipts_reach_the_sender_with_group_counts() {
     while delivered.len() < 2 {
         let r = alice_l.expect_json(SOON, |v| is(v, "receipt"));
         assert_eq!(r["receipt"], "delivered", "delivery comes first: {r}");
-        assert_eq!((r["message_seq"].as_i64(), r["of"].as_i64()), (Some(seq), Some(2)));
+        assert_eq!(
+            (r["message_seq"].as_i64(), r["of"].as_i64()),
+            (Some(seq), Some(2))
+        );
         delivered.push(r);
     }
-    let counts: Vec<i64> = delivered.iter().map(|r| r["count"].as_i64().unwrap()).collect();
+    let counts: Vec<i64> = delivered
+        .iter()
+        .map(|r| r["count"].as_i64().unwrap())
+        .collect();
     assert_eq!(counts, [1, 2], "delivered to 1 of 2, then 2 of 2");
-    let mut who: Vec<&str> = delivered.iter().map(|r| r["user"].as_str().unwrap()).collect();
+    let mut who: Vec<&str> = delivered
+        .iter()
+        .map(|r| r["user"].as_str().unwrap())
+        .collect();
     who.sort();
     assert_eq!(who, ["bob", "carol"]);
 
@@ -250,7 +269,9 @@ fn delivered_then_read_receipts_reach_the_sender_with_group_counts() {
     assert_eq!(r["read_by"], json!(["bob"]), "{out}");
     let human = alice.run_ok(["receipts", "ops"]);
     assert!(
-        human.stdout.contains("delivered to 2 of 2 (bob, carol); read by 1 of 2 (bob)"),
+        human
+            .stdout
+            .contains("delivered to 2 of 2 (bob, carol); read by 1 of 2 (bob)"),
         "{human}"
     );
 
@@ -303,7 +324,10 @@ fn unread_counts_agree_across_devices_and_survive_a_restart() {
     let mut bob_l = listening(&bob);
     laptop.run_ok(["read", "@alice"]);
     let ev = bob_l.expect_json(SOON, |v| is(v, "unread"));
-    assert_eq!((&ev["conversation"], &ev["unread"]), (&json!("@alice"), &json!(0)));
+    assert_eq!(
+        (&ev["conversation"], &ev["unread"]),
+        (&json!("@alice"), &json!(0))
+    );
     assert_eq!(unread(&bob), 0);
 
     alice.send("@bob", "m4");
@@ -359,14 +383,25 @@ async fn replayed_or_out_of_order_receipts_never_move_a_marker_back() {
     // Over the socket, out of order and repeated; a ping's pong says all were handled.
     let mut ws = Ws::connect(&url, &bob.token, None).await;
     ws.expect(SOON, |f| f["type"] == "hello").await;
-    for (kind, seq) in [("read", 3), ("delivered", 1), ("read", 5), ("read", 1), ("delivered", 2), ("read", 5)] {
+    for (kind, seq) in [
+        ("read", 3),
+        ("delivered", 1),
+        ("read", 5),
+        ("read", 1),
+        ("delivered", 2),
+        ("read", 5),
+    ] {
         ws.send_json(&json!({"type": kind, "conversation_id": conv, "seq": seq}))
             .await;
     }
     ws.send_json(&json!({"type": "ping", "nonce": 7})).await;
     ws.expect(SOON, |f| f["type"] == "pong").await;
     let s = state(&bob).await;
-    assert_eq!((&s["read_seq"], &s["unread"]), (&json!(5), &json!(0)), "{s}");
+    assert_eq!(
+        (&s["read_seq"], &s["unread"]),
+        (&json!(5), &json!(0)),
+        "{s}"
+    );
     // Beyond the latest message is clamped to it, so a future message stays unread.
     ws.send_json(&json!({"type": "read", "conversation_id": conv, "seq": 99}))
         .await;
@@ -374,7 +409,11 @@ async fn replayed_or_out_of_order_receipts_never_move_a_marker_back() {
     ws.expect(SOON, |f| f["type"] == "pong").await;
     alice.send(conv, "c6", "m6").await;
     let s = state(&bob).await;
-    assert_eq!((&s["read_seq"], &s["unread"]), (&json!(5), &json!(1)), "{s}");
+    assert_eq!(
+        (&s["read_seq"], &s["unread"]),
+        (&json!(5), &json!(1)),
+        "{s}"
+    );
 
     // Delivery receipts replayed: alice's view counts bob once.
     let (_, r) = alice

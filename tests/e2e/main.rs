@@ -11,6 +11,7 @@ mod groups;
 mod history;
 mod hostile;
 mod limits;
+mod moderation;
 mod live;
 mod notify;
 mod resume;

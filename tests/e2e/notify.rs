@@ -45,11 +45,15 @@ impl SessionBus {
             });
         let (lines, _) = process::lines(child.stdout.take().expect("piped"));
         let deadline = std::time::Instant::now() + SOON;
-        let address = process::recv_line(&lines, deadline).expect("bus address from dbus-run-session");
+        let address =
+            process::recv_line(&lines, deadline).expect("bus address from dbus-run-session");
         let holder = process::recv_line(&lines, deadline)
             .and_then(|l| l.trim().parse().ok())
             .expect("pid of the session's child");
-        assert!(address.starts_with("unix:"), "unexpected bus address {address:?}");
+        assert!(
+            address.starts_with("unix:"),
+            "unexpected bus address {address:?}"
+        );
         SessionBus {
             child,
             holder,
@@ -191,14 +195,20 @@ fn notifications_reach_a_real_session_bus_safe_muted_and_grouped() {
     // A long message is capped.
     alice.send("@bob", &"long ".repeat(400));
     let n = next(&seen);
-    assert!(n.body.chars().count() <= 300 && n.body.ends_with('…'), "{n:?}");
+    assert!(
+        n.body.chars().count() <= 300 && n.body.ends_with('…'),
+        "{n:?}"
+    );
 
     // Muted (server-side, from another device): nothing for alice; carol still notifies.
     bob.device().run_ok(["mute", "@alice"]);
     alice.send("@bob", "muted one");
     carol.send("@bob", "from carol");
     let n = next(&seen);
-    assert_eq!((n.summary.as_str(), n.body.as_str()), ("carol", "from carol"));
+    assert_eq!(
+        (n.summary.as_str(), n.body.as_str()),
+        ("carol", "from carol")
+    );
 
     // Do not disturb silences everyone.
     bob.run_ok(["unmute", "@alice"]);
@@ -207,7 +217,10 @@ fn notifications_reach_a_real_session_bus_safe_muted_and_grouped() {
     bob.run_ok(["settings", "--dnd", "off"]);
     alice.send("@bob", "after dnd");
     let n = next(&seen);
-    assert_eq!((n.summary.as_str(), n.body.as_str()), ("alice", "after dnd"));
+    assert_eq!(
+        (n.summary.as_str(), n.body.as_str()),
+        ("alice", "after dnd")
+    );
 
     // Many at once (a catch-up after a pause) become one grouped notification.
     bob_n.interrupt(SOON);
@@ -245,6 +258,9 @@ fn without_a_notification_service_it_says_so_once_and_keeps_running() {
         assert_eq!(line["body"], format!("message {i}"));
     }
     assert!(bob_n.is_running(), "it keeps running");
-    let said = bob_n.stderr().matches("no desktop notification service").count();
+    let said = bob_n
+        .stderr()
+        .matches("no desktop notification service")
+        .count();
     assert_eq!(said, 1, "said once:\n{}", bob_n.stderr());
 }

@@ -96,6 +96,13 @@ pub fn parse_stamp(b: &[u8]) -> Option<(u64, u32)> {
     Some((ts, u32::try_from(sender).ok()?))
 }
 
+/// `NATTER_BENCH_DEBUG=1` prints frames the driver does not count.
+static DEBUG: LazyLock<bool> = LazyLock::new(|| std::env::var_os("NATTER_BENCH_DEBUG").is_some());
+
+/// Distinguishes this run's client ids from earlier runs by the same accounts (the
+/// server deduplicates on sender and client id).
+static RUN_ID: LazyLock<u64> = LazyLock::new(|| now_ns() / 1000 % 1_000_000_000_000);
+
 static NATTER_TEXT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"text\":\"t="));
 static IRC_TEXT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b" :t="));
 static SEQ: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"seq\":"));
@@ -179,7 +186,13 @@ pub fn natter_event(p: &[u8], want_ids: bool) -> Event {
         return Event::Presence;
     }
     if p.starts_with(b"{\"type\":\"error\"") {
+        if *DEBUG {
+            eprintln!("server error frame: {}", String::from_utf8_lossy(p));
+        }
         return Event::Error;
+    }
+    if *DEBUG {
+        eprintln!("other frame: {}", String::from_utf8_lossy(&p[..p.len().min(300)]));
     }
     Event::Other
 }
@@ -474,6 +487,8 @@ impl Client {
                 s.extend_from_slice(b"{\"type\":\"send\",\"conversation_id\":");
                 push_u64(s, target);
                 s.extend_from_slice(b",\"client_id\":\"c");
+                push_u64(s, *RUN_ID);
+                s.push(b'-');
                 push_u64(s, u64::from(sender));
                 s.push(b'-');
                 push_u64(s, n);

@@ -34,7 +34,13 @@ pub struct Cli {
 
     /// Trust only certificates issued by the CA(s) in this PEM file (for a self-hosted
     /// server with its own CA)
-    #[arg(long, global = true, env = "NATTER_CA_CERT", value_name = "FILE", conflicts_with = "pin")]
+    #[arg(
+        long,
+        global = true,
+        env = "NATTER_CA_CERT",
+        value_name = "FILE",
+        conflicts_with = "pin"
+    )]
     pub ca_cert: Option<PathBuf>,
 
     /// Trust only a server whose certificate has this SHA-256 fingerprint, as
@@ -315,6 +321,54 @@ pub enum GroupCommand {
         /// Print one JSON object
         #[arg(long)]
         json: bool,
+    },
+    /// Make members admins (owners and admins)
+    Promote {
+        #[arg(value_parser = parse_group)]
+        name: String,
+        #[arg(required = true, value_parser = parse_username)]
+        users: Vec<String>,
+    },
+    /// Make admins plain members again (owners and admins; never the owner)
+    Demote {
+        #[arg(value_parser = parse_group)]
+        name: String,
+        #[arg(required = true, value_parser = parse_username)]
+        users: Vec<String>,
+    },
+    /// Rename a group (owners and admins)
+    Rename {
+        #[arg(value_parser = parse_group)]
+        name: String,
+        #[arg(value_parser = parse_group)]
+        new_name: String,
+    },
+    /// Set a group's topic; an empty topic clears it (owners and admins)
+    Topic {
+        #[arg(value_parser = parse_group)]
+        name: String,
+        /// The topic (words are joined with spaces)
+        topic: Vec<String>,
+    },
+    /// Make another member the owner; you become an admin (owner only)
+    Transfer {
+        #[arg(value_parser = parse_group)]
+        name: String,
+        #[arg(value_parser = parse_username)]
+        user: String,
+    },
+    /// Delete a group and its history for everyone (owner only)
+    Delete {
+        #[arg(value_parser = parse_group)]
+        name: String,
+        /// Confirm: the group's history is gone for every member
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Leave a group (its owner transfers ownership first)
+    Leave {
+        #[arg(value_parser = parse_group)]
+        name: String,
     },
 }
 

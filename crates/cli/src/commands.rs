@@ -14,7 +14,8 @@ use natter_protocol::{HistoryQuery, Target, validate};
 
 use crate::UsageError;
 use crate::cli::{
-    AuthArgs, Cli, Command, RegisterArgs, GroupCommand, HistoryArgs, ListenArgs, OutboxAction, SendArgs,
+    AuthArgs, Cli, Command, GroupCommand, HistoryArgs, ListenArgs, OutboxAction, RegisterArgs,
+    SendArgs,
 };
 use crate::output::{self, MessageJson, Style};
 
@@ -496,6 +497,20 @@ async fn history(server: Option<&str>, args: HistoryArgs) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+async fn set_roles(
+    client: &Client,
+    group: &str,
+    users: &[String],
+    role: natter_protocol::Role,
+) -> anyhow::Result<()> {
+    for user in users {
+        client.rest().set_role(group, user, role).await?;
+    }
+    let verb = if users.len() == 1 { "is" } else { "are" };
+    out(&format!("{} {verb} now {} of {group}", users.join(", "), if role == natter_protocol::Role::Admin { "an admin" } else { "a member" }))?;
+    Ok(())
+}
+
 async fn group(server: Option<&str>, cmd: GroupCommand) -> anyhow::Result<ExitCode> {
     let client = open(server)?;
     match cmd {
@@ -538,6 +553,40 @@ async fn group(server: Option<&str>, cmd: GroupCommand) -> anyhow::Result<ExitCo
             } else {
                 output::group_info_human(&g)
             })?;
+        }
+        GroupCommand::Promote { name, users } => {
+            set_roles(&client, &name, &users, natter_protocol::Role::Admin).await?;
+        }
+        GroupCommand::Demote { name, users } => {
+            set_roles(&client, &name, &users, natter_protocol::Role::Member).await?;
+        }
+        GroupCommand::Rename { name, new_name } => {
+            let req = natter_protocol::GroupSettingsRequest { name: Some(new_name), topic: None };
+            let g = client.rest().update_group(&name, &req).await?;
+            out(&format!("renamed {name} to {}", g.name))?;
+        }
+        GroupCommand::Topic { name, topic } => {
+            let req = natter_protocol::GroupSettingsRequest { name: None, topic: Some(topic.join(" ")) };
+            client.rest().update_group(&name, &req).await?;
+            out(&format!("set the topic of {name}"))?;
+        }
+        GroupCommand::Transfer { name, user } => {
+            client.rest().transfer_group(&name, &user).await?;
+            out(&format!("{user} now owns {name}; you are an admin"))?;
+        }
+        GroupCommand::Delete { name, yes } => {
+            if !yes {
+                return Err(UsageError(format!(
+                    "deleting {name} removes its history for every member: add --yes to confirm"
+                ))
+                .into());
+            }
+            client.rest().delete_group(&name).await?;
+            out(&format!("deleted {name}"))?;
+        }
+        GroupCommand::Leave { name } => {
+            client.rest().leave_group(&name).await?;
+            out(&format!("left {name}"))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -10,8 +10,8 @@ use natter_client_core::notify::{Burst, Desktop, Filter, NotificationText, Shown
 use natter_client_core::{Client, ConnectOptions, Connection, ConnectionState, Event};
 use natter_protocol::sanitize::single_line;
 use natter_protocol::{
-    ConversationId, ConversationInfo, ConversationKind, ConversationState, Presence,
-    PresenceState, Receipt, ReceiptKind, Seq, Settings, SettingsUpdate, Target, limits,
+    ConversationId, ConversationInfo, ConversationKind, ConversationState, Presence, PresenceState,
+    Receipt, ReceiptKind, Seq, Settings, SettingsUpdate, Target, limits,
 };
 use serde::Serialize;
 
@@ -68,7 +68,12 @@ pub fn presence_human(p: &Presence) -> String {
     }
 }
 
-pub fn typing_json(target: Option<&str>, conversation_id: ConversationId, user: &str, active: bool) -> String {
+pub fn typing_json(
+    target: Option<&str>,
+    conversation_id: ConversationId,
+    user: &str,
+    active: bool,
+) -> String {
     #[derive(Serialize)]
     struct F<'a> {
         conversation: Option<&'a str>,
@@ -115,7 +120,9 @@ pub fn receipt_json(target: Option<&str>, r: &Receipt) -> String {
 }
 
 pub fn receipt_human(target: Option<&str>, r: &Receipt) -> String {
-    let name = target.map(single_line).unwrap_or_else(|| format!("conversation {}", r.conversation_id));
+    let name = target
+        .map(single_line)
+        .unwrap_or_else(|| format!("conversation {}", r.conversation_id));
     let verb = match r.kind {
         ReceiptKind::Delivered => "delivered to",
         ReceiptKind::Read => "read by",
@@ -129,7 +136,12 @@ pub fn receipt_human(target: Option<&str>, r: &Receipt) -> String {
     )
 }
 
-pub fn unread_json(target: Option<&str>, conversation_id: ConversationId, unread: u64, read_seq: Seq) -> String {
+pub fn unread_json(
+    target: Option<&str>,
+    conversation_id: ConversationId,
+    unread: u64,
+    read_seq: Seq,
+) -> String {
     #[derive(Serialize)]
     struct F<'a> {
         conversation: Option<&'a str>,
@@ -169,7 +181,12 @@ pub fn listen_line(event: &Event, json: bool, wanted: &dyn Fn(&str) -> bool) -> 
             active,
         } if wanted_opt(target) => {
             if json {
-                vec![typing_json(target.as_deref(), *conversation_id, user, *active)]
+                vec![typing_json(
+                    target.as_deref(),
+                    *conversation_id,
+                    user,
+                    *active,
+                )]
             } else if *active {
                 let name = target.as_deref().map(single_line).unwrap_or_default();
                 vec![format!("-- {} is typing in {name}", single_line(user))]
@@ -190,7 +207,12 @@ pub fn listen_line(event: &Event, json: bool, wanted: &dyn Fn(&str) -> bool) -> 
             unread,
             read_seq,
         } if json && wanted_opt(target) => {
-            vec![unread_json(target.as_deref(), *conversation_id, *unread, *read_seq)]
+            vec![unread_json(
+                target.as_deref(),
+                *conversation_id,
+                *unread,
+                *read_seq,
+            )]
         }
         _ => vec![],
     }
@@ -229,7 +251,11 @@ pub async fn conversations(server: Option<&str>, json: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-fn conversation_json(c: &ConversationInfo, state: Option<&ConversationState>, peer: Option<&Presence>) -> String {
+fn conversation_json(
+    c: &ConversationInfo,
+    state: Option<&ConversationState>,
+    peer: Option<&Presence>,
+) -> String {
     // The `conversation` object of `listen`, with the live fields appended.
     let base = output::conversation_json(c);
     #[derive(Serialize)]
@@ -256,7 +282,11 @@ fn conversation_json(c: &ConversationInfo, state: Option<&ConversationState>, pe
     }
 }
 
-fn conversation_human(c: &ConversationInfo, state: Option<&ConversationState>, peer: Option<&Presence>) -> String {
+fn conversation_human(
+    c: &ConversationInfo,
+    state: Option<&ConversationState>,
+    peer: Option<&Presence>,
+) -> String {
     let unread = state.map_or(0, |s| s.unread);
     let around = match c.kind {
         ConversationKind::Direct => peer.map_or("offline", |p| p.state.as_str()).to_string(),
@@ -301,7 +331,12 @@ fn state_json(target: &str, s: &ConversationState) -> String {
     )
 }
 
-pub async fn read(server: Option<&str>, target: Target, seq: Option<i64>, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn read(
+    server: Option<&str>,
+    target: Target,
+    seq: Option<i64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let client = open(server)?;
     let (info, state) = client.mark_read(&target, seq).await?;
     let name = info.target();
@@ -318,7 +353,12 @@ pub async fn read(server: Option<&str>, target: Target, seq: Option<i64>, json: 
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn receipts(server: Option<&str>, target: Target, seq: Option<i64>, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn receipts(
+    server: Option<&str>,
+    target: Target,
+    seq: Option<i64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let client = open(server)?;
     let (info, r) = client.receipts(&target, seq).await?;
     let name = info.target();
@@ -348,7 +388,10 @@ pub async fn receipts(server: Option<&str>, target: Target, seq: Option<i64>, js
             if v.is_empty() {
                 "-".to_string()
             } else {
-                v.iter().map(|u| single_line(u)).collect::<Vec<_>>().join(", ")
+                v.iter()
+                    .map(|u| single_line(u))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         };
         out(&format!(
@@ -366,11 +409,19 @@ pub async fn receipts(server: Option<&str>, target: Target, seq: Option<i64>, js
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn presence(server: Option<&str>, users: Vec<String>, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn presence(
+    server: Option<&str>,
+    users: Vec<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let client = open(server)?;
     let list = client.presence(&users).await?;
     for p in &list {
-        out(&if json { presence_json(p) } else { presence_human(p) })?;
+        out(&if json {
+            presence_json(p)
+        } else {
+            presence_human(p)
+        })?;
     }
     let missing: Vec<&String> = users
         .iter()
@@ -441,7 +492,11 @@ pub async fn typing(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn mute(server: Option<&str>, target: Target, mute: Option<Option<Duration>>) -> anyhow::Result<ExitCode> {
+pub async fn mute(
+    server: Option<&str>,
+    target: Target,
+    mute: Option<Option<Duration>>,
+) -> anyhow::Result<ExitCode> {
     let client = open(server)?;
     let (info, state) = match mute {
         Some(d) => client.mute(&target, d).await?,

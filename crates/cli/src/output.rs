@@ -80,6 +80,9 @@ pub struct MessageJson<'a> {
     /// Only in `send --json`: the server had stored this client id before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<bool>,
+    /// Only for timeline events (membership and settings changes of a group).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'a natter_protocol::TimelineEvent>,
 }
 
 impl<'a> MessageJson<'a> {
@@ -95,6 +98,7 @@ impl<'a> MessageJson<'a> {
             sent_at: rfc3339(m.sent_at),
             client_id: &m.client_id,
             duplicate: None,
+            event: m.event.as_ref(),
         }
     }
 }
@@ -115,6 +119,15 @@ pub fn message_human(target: &str, m: &Message, style: Style) -> String {
         style.paint("36", &target),
         style.paint("1", &format!("<{sender}>"))
     );
+    if m.event.is_some() {
+        // A membership or settings change: `[12:00] ops * alice added bob`.
+        return format!(
+            "{} {} {}",
+            style.paint("2", &time),
+            style.paint("36", &target),
+            style.paint("2", &format!("* {}", single_line(&m.text)))
+        );
+    }
     let indent = " ".repeat(plain_prefix.chars().count());
     let text = terminal(&m.text);
     let mut out = prefix;
@@ -196,6 +209,7 @@ struct GroupJson<'a> {
     conversation_id: i64,
     created_at: String,
     members: &'a [natter_protocol::MemberInfo],
+    topic: &'a str,
 }
 
 pub fn group_json(g: &GroupInfo) -> String {
@@ -205,6 +219,7 @@ pub fn group_json(g: &GroupInfo) -> String {
         conversation_id: g.id,
         created_at: rfc3339(g.created_at),
         members: &g.members,
+        topic: &g.topic,
     })
 }
 
@@ -255,6 +270,9 @@ pub fn group_info_human(g: &GroupInfo) -> String {
             single_line(&m.username),
             m.role.as_str()
         ));
+    }
+    if !g.topic.is_empty() {
+        out.push_str(&format!("\n  topic: {}", single_line(&g.topic)));
     }
     out
 }
@@ -327,6 +345,7 @@ mod tests {
             text: text.into(),
             sent_at: datetime!(2026-11-28 12:00 UTC),
             client_id: "0193".into(),
+            event: None,
         }
     }
 

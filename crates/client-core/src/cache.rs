@@ -282,6 +282,7 @@ impl Cache {
                         text,
                         sent_at: parse_time(&sent_at)?,
                         client_id,
+                        event: None,
                     })
                 },
             )
@@ -412,6 +413,7 @@ mod tests {
             text: text.into(),
             sent_at: datetime!(2026-11-28 12:00 UTC),
             client_id: format!("c{id}"),
+            event: None,
         }
     }
 

@@ -480,7 +480,8 @@ impl Actor {
                 });
             }
         };
-        let connect = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector));
+        let connect =
+            tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector));
         match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Err(_) => Err(End::Retry(format!(
                 "cannot reach {server}: connection timed out"

@@ -39,14 +39,20 @@ impl Client {
         target: &Target,
         seq: Option<Seq>,
     ) -> Result<(ConversationInfo, ConversationState), Error> {
-        self.with_fresh_retry(target, |id| async move { self.rest().mark_read(id, seq).await })
-            .await
+        self.with_fresh_retry(
+            target,
+            |id| async move { self.rest().mark_read(id, seq).await },
+        )
+        .await
     }
 
     /// Announces that you are typing in the conversation (`active`), or that you stopped.
     pub async fn typing(&self, target: &Target, active: bool) -> Result<ConversationInfo, Error> {
         let (info, ()) = self
-            .with_fresh_retry(target, |id| async move { self.rest().typing(id, active).await })
+            .with_fresh_retry(
+                target,
+                |id| async move { self.rest().typing(id, active).await },
+            )
             .await?;
         Ok(info)
     }
@@ -57,8 +63,11 @@ impl Client {
         target: &Target,
         seq: Option<Seq>,
     ) -> Result<(ConversationInfo, MessageReceipts), Error> {
-        self.with_fresh_retry(target, |id| async move { self.rest().receipts(id, seq).await })
-            .await
+        self.with_fresh_retry(
+            target,
+            |id| async move { self.rest().receipts(id, seq).await },
+        )
+        .await
     }
 
     /// Mutes the conversation on every device, for `duration` or until unmuted.
@@ -68,8 +77,10 @@ impl Client {
         duration: Option<Duration>,
     ) -> Result<(ConversationInfo, ConversationState), Error> {
         let secs = duration.map(|d| d.as_secs().max(1));
-        self.with_fresh_retry(target, |id| async move { self.rest().mute(id, Some(secs)).await })
-            .await
+        self.with_fresh_retry(target, |id| async move {
+            self.rest().mute(id, Some(secs)).await
+        })
+        .await
     }
 
     pub async fn unmute(

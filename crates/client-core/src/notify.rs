@@ -243,7 +243,10 @@ pub struct Desktop {
 pub enum Shown {
     Yes,
     /// Not shown; `first` is true for the first failure in a row (say so once).
-    No { reason: String, first: bool },
+    No {
+        reason: String,
+        first: bool,
+    },
     /// Shown again after failures (the service came back).
     Recovered,
 }
@@ -318,6 +321,7 @@ mod tests {
                 text: text.to_string(),
                 sent_at: datetime!(2026-11-28 12:00 UTC),
                 client_id: "c".into(),
+                event: None,
             },
             conversation,
             replayed: false,
@@ -334,7 +338,12 @@ mod tests {
             out[0].body,
             "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;a href=&quot;x&quot;&gt;link&lt;/a&gt;"
         );
-        let long = render(&[ev(ConversationKind::Direct, "@bob", "bob", &"é".repeat(1000))]);
+        let long = render(&[ev(
+            ConversationKind::Direct,
+            "@bob",
+            "bob",
+            &"é".repeat(1000),
+        )]);
         assert_eq!(long[0].body.chars().count(), MAX_BODY_CHARS);
         assert!(long[0].body.ends_with('…'));
         assert_eq!(long[0].summary, "bob");

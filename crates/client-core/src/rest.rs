@@ -41,6 +41,7 @@ impl std::fmt::Debug for Rest {
 }
 
 mod admin;
+mod groups;
 
 /// The rustls certificate error somewhere in `e`'s chain of causes, if that is what
 /// failed.
@@ -54,7 +55,10 @@ pub(crate) fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Opti
             return Some(msg.clone());
         }
         // An io::Error's source() skips the error it wraps: look at that one too.
-        if let Some(inner) = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        if let Some(inner) = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             if let Some(found) = certificate_problem(inner) {
                 return Some(found);
             }
@@ -142,7 +146,10 @@ impl Rest {
 
     fn unreachable(&self, e: reqwest::Error) -> Error {
         if let Some(detail) = certificate_problem(&e) {
-            return Error::Untrusted { url: self.display.clone(), detail };
+            return Error::Untrusted {
+                url: self.display.clone(),
+                detail,
+            };
         }
         Error::Unreachable {
             url: self.display.clone(),
@@ -325,8 +332,11 @@ impl Rest {
     }
 
     pub async fn update_settings(&self, update: &SettingsUpdate) -> Result<Settings, Error> {
-        self.call(self.request(Method::PATCH, &["me", "settings"]).json(update))
-            .await
+        self.call(
+            self.request(Method::PATCH, &["me", "settings"])
+                .json(update),
+        )
+        .await
     }
 
     /// The caller's read marker, unread count, mute and online count per conversation.

@@ -123,6 +123,9 @@ pub struct GroupInfo {
     pub created_at: OffsetDateTime,
     /// Members, owner first, then admins, then members, each by name.
     pub members: Vec<MemberInfo>,
+    /// Set by an owner or admin; empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub topic: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +174,69 @@ pub struct Message {
     pub sent_at: OffsetDateTime,
     /// The sender's client id, so the sender's devices can match their outbox.
     pub client_id: String,
+    /// Set when this entry is a membership or settings change rather than a message
+    /// someone wrote; `text` then describes it for people ("alice added bob") and
+    /// `sender` is who made the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<TimelineEvent>,
+}
+
+/// A membership or settings change of a group, kept in its timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TimelineEvent {
+    Created { by: String },
+    MemberAdded { by: String, user: String },
+    MemberRemoved { by: String, user: String },
+    MemberLeft { user: String },
+    Promoted { by: String, user: String },
+    Demoted { by: String, user: String },
+    Renamed { by: String, from: String, to: String },
+    TopicChanged { by: String, topic: String },
+    OwnerChanged { from: String, to: String },
+}
+
+impl TimelineEvent {
+    /// One line for people; names are validated (`[a-z0-9_.-]`), the topic is not and is
+    /// sanitized where shown.
+    pub fn describe(&self) -> String {
+        match self {
+            TimelineEvent::Created { by } => format!("{by} created the group"),
+            TimelineEvent::MemberAdded { by, user } => format!("{by} added {user}"),
+            TimelineEvent::MemberRemoved { by, user } => format!("{by} removed {user}"),
+            TimelineEvent::MemberLeft { user } => format!("{user} left"),
+            TimelineEvent::Promoted { by, user } => format!("{by} made {user} an admin"),
+            TimelineEvent::Demoted { by, user } => format!("{by} made {user} a member"),
+            TimelineEvent::Renamed { by, from, to } => format!("{by} renamed {from} to {to}"),
+            TimelineEvent::TopicChanged { by, topic } => format!("{by} set the topic: {topic}"),
+            TimelineEvent::OwnerChanged { from, to } => format!("{from} made {to} the owner"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoleRequest {
+    /// `admin` or `member` (ownership moves with `POST /groups/{name}/owner`).
+    pub role: Role,
+}
+
+/// Rename a group and/or set its topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupSettingsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TransferRequest {
+    pub username: String,
 }
 
 /// The durable acknowledgement of a send: the message is committed.

@@ -26,3 +26,5 @@ pub const TYPING_EXPIRY_SECS: u64 = 6;
 /// How often a client renews "typing" while the user keeps typing (the server ignores
 /// renewals that come faster than once a second).
 pub const TYPING_RENEW_SECS: u64 = 3;
+/// Longest group topic, in characters.
+pub const MAX_TOPIC_CHARS: usize = 512;

@@ -42,7 +42,11 @@ pub struct Presence {
     pub state: PresenceState,
     /// When the user's last device disconnected; absent while connected and when the
     /// server has not seen them since it started (presence lives in memory only).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_seen: Option<OffsetDateTime>,
 }
@@ -135,7 +139,11 @@ pub struct ConversationState {
     pub unread: u64,
     pub muted: bool,
     /// When a timed mute ends; absent for no mute or a mute without end.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub muted_until: Option<OffsetDateTime>,
     /// Other members currently online or away (those the caller may see).

@@ -12,6 +12,7 @@ fn message() -> Message {
         text: "hi bob\n\"quoted\"".into(),
         sent_at: datetime!(2026-11-28 12:00:00 UTC),
         client_id: "c-1".into(),
+        event: None,
     }
 }
 
@@ -144,6 +145,28 @@ fn rest_bodies() {
                     role: Role::Member
                 },
             ],
+            topic: "deploys and incidents".into(),
+        }
+    );
+    insta::assert_json_snapshot!(
+        "rest_timeline_event",
+        TimelineEvent::MemberAdded {
+            by: "alice".into(),
+            user: "carol".into()
+        }
+    );
+    insta::assert_json_snapshot!("rest_role", RoleRequest { role: Role::Admin });
+    insta::assert_json_snapshot!(
+        "rest_group_settings",
+        GroupSettingsRequest {
+            name: Some("ops2".into()),
+            topic: Some("deploys".into())
+        }
+    );
+    insta::assert_json_snapshot!(
+        "rest_transfer",
+        TransferRequest {
+            username: "bob".into()
         }
     );
     insta::assert_json_snapshot!(

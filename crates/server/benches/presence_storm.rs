@@ -2,7 +2,7 @@
 //!
 //! A real `natterd` (in process, SQLite in a temp dir, port 0) and 1,000 real WebSocket
 //! clients. 1,000 users in 20 groups of 100 (10 by blocks of ids, 10 by id modulo 10), so
-//! each user shares a conversation with 190 others. Three phases, each counting the
+//! each user shares a conversation with 189 others. Three phases, each counting the
 //! `presence` frames every client receives (and the presence entries inside them):
 //!
 //! 1. cold start: all 1,000 connect at once;
@@ -96,7 +96,10 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    anyhow::ensure!(users >= 100 && users % 100 == 0, "NATTER_BENCH_USERS: a multiple of 100");
+    anyhow::ensure!(
+        users >= 100 && users % 100 == 0,
+        "NATTER_BENCH_USERS: a multiple of 100"
+    );
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -66,11 +66,7 @@ impl Default for Options {
 /// Builds the state for `client` with the settings file read. Problems with the file
 /// show in the status line.
 pub fn initial_state(client: &Client, opts: &Options) -> State {
-    let path = opts
-        .config
-        .clone()
-        .unwrap_or_else(|| Config::path(&client.paths().config_dir));
-    let (config, problems) = Config::load(&path);
+    let (config, problems) = Config::load(&config_path(client, opts));
     let mut state = State::new(client.username(), client.server(), config, Instant::now());
     state.utc_offset = opts.utc_offset;
     state.wall = OffsetDateTime::now_utc();
@@ -244,26 +240,43 @@ impl Drop for Guard {
 
 // ----- the loop -----
 
-/// Runs the interface until the user quits (or SIGTERM/SIGHUP/SIGINT).
-pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
-    let mut state = initial_state(&client, &opts);
-    install_panic_hook();
-    enter(state.config.mouse)?;
-    let _guard = Guard;
-    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-    terminal.clear()?;
+/// The interface up to its first frame.
+pub struct Boot {
+    pub state: State,
+    pub ctx: Ctx,
+    /// Results of effects.
+    pub results: mpsc::UnboundedReceiver<Event>,
+    /// The connection's events.
+    pub core: mpsc::Receiver<CoreEvent>,
+}
+
+fn config_path(client: &Client, opts: &Options) -> PathBuf {
+    opts.config
+        .clone()
+        .unwrap_or_else(|| Config::path(&client.paths().config_dir))
+}
+
+/// Builds the state from the cache, starts the connection and draws the first full
+/// frame, without waiting for the network. Must run inside a tokio runtime.
+pub fn boot<B: Backend>(
+    client: &Client,
+    opts: &Options,
+    terminal: &mut Terminal<B>,
+) -> Result<Boot, Error>
+where
+    Error: From<B::Error>,
+{
+    let mut state = initial_state(client, opts);
     let size = terminal.size()?;
     state.size = (size.width, size.height);
-
     let (tx, mut results) = mpsc::unbounded_channel::<Event>();
-    let (conn, mut core) = Connection::spawn(client.clone(), ConnectOptions::default());
+    let (conn, core) = Connection::spawn(client.clone(), ConnectOptions::default());
     let ctx = Ctx {
         client: client.clone(),
-        conn: conn.clone(),
-        tx: tx.clone(),
+        conn,
+        tx,
     };
-
-    for ev in cached_events(&client) {
+    for ev in cached_events(client) {
         apply(&mut state, ev, &ctx);
     }
     // Results of the startup effects that came from the cache (no network) are in the
@@ -271,7 +284,30 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     while let Ok(ev) = results.try_recv() {
         apply(&mut state, ev, &ctx);
     }
-    draw(&mut terminal, &mut state)?;
+    draw(terminal, &mut state)?;
+    Ok(Boot {
+        state,
+        ctx,
+        results,
+        core,
+    })
+}
+
+/// Runs the interface until the user quits (or SIGTERM/SIGHUP/SIGINT).
+pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
+    let mouse = Config::load(&config_path(&client, &opts)).0.mouse;
+    install_panic_hook();
+    enter(mouse)?;
+    let _guard = Guard;
+    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    terminal.clear()?;
+    let Boot {
+        mut state,
+        ctx,
+        mut results,
+        mut core,
+    } = boot(&client, &opts, &mut terminal)?;
+    let conn = ctx.conn.clone();
 
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -332,7 +368,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     Ok(())
 }
 
-fn draw<B: Backend>(terminal: &mut Terminal<B>, state: &mut State) -> Result<(), Error>
+/// Draws the state if needed and clears its dirty flag.
+pub fn draw<B: Backend>(terminal: &mut Terminal<B>, state: &mut State) -> Result<(), Error>
 where
     Error: From<B::Error>,
 {
@@ -424,7 +461,7 @@ pub struct Ctx {
 
 /// Runs `update` and starts its effects. Returns the texts to edit in `$EDITOR` (the
 /// loop does that, since it owns the terminal).
-fn apply(state: &mut State, ev: Event, ctx: &Ctx) -> Vec<String> {
+pub fn apply(state: &mut State, ev: Event, ctx: &Ctx) -> Vec<String> {
     let mut edits = Vec::new();
     for fx in update(state, ev) {
         match fx {

@@ -58,6 +58,8 @@ pub struct Msg {
     /// Why the server refused it for good (local messages only).
     pub failed: Option<String>,
     pub receipts: Receipts,
+    /// A membership or settings change ("bob added carol"), shown as a quiet line.
+    pub system: bool,
 }
 
 impl Msg {
@@ -71,6 +73,7 @@ impl Msg {
             sent_at: m.sent_at,
             failed: None,
             receipts: Receipts::default(),
+            system: m.event.is_some(),
         }
     }
 

@@ -125,8 +125,21 @@ pub fn item_lines(state: &State, conv: &Conv, key: Key, width: u16) -> Vec<Line<
             Style::default().fg(theme.dim),
         ));
     }
+    if m.system {
+        let body_width = width.saturating_sub(INDENT + 2).max(1);
+        for (i, text) in wrap(&m.text, body_width).into_iter().enumerate() {
+            let lead = if i == 0 { "· " } else { "  " };
+            lines.push(Line::styled(
+                format!("{}{lead}{text}", " ".repeat(INDENT)),
+                Style::default().fg(theme.dim).add_modifier(Modifier::ITALIC),
+            ));
+        }
+        return lines;
+    }
     let header = new_day
-        || prev.is_none_or(|p| p.sender != m.sender || m.sent_at - p.sent_at > GROUP_GAP);
+        || prev.is_none_or(|p| {
+            p.sender != m.sender || p.system || m.sent_at - p.sent_at > GROUP_GAP
+        });
     if header {
         lines.push(Line::from(vec![
             Span::styled(m.sender.clone(), name_style(state, &m.sender)),

@@ -251,6 +251,7 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
                         sent_at: e.created_at,
                         failed: None,
                         receipts: Receipts::default(),
+                        system: false,
                     });
                 }
             }
@@ -391,7 +392,8 @@ fn on_message(
     upsert(s, info);
     let m = Msg::from_message(message);
     let me = s.me.clone();
-    let mine = m.sender == me;
+    // Membership changes are shown, but are nobody's message to answer.
+    let mine = m.sender == me || m.system;
     if !mine {
         s.users.insert(m.sender.clone());
     }
@@ -870,6 +872,7 @@ fn send_text(s: &mut State, text: String, fx: &mut Vec<Effect>) -> bool {
         sent_at: wall,
         failed: None,
         receipts: Receipts::default(),
+        system: false,
     });
     c.anchor = None;
     let target = c.target.clone();

@@ -18,7 +18,8 @@ impl Rest {
     }
 
     pub async fn revoke_session(&self, id: i64) -> Result<(), Error> {
-        self.no_content(Method::DELETE, &["sessions", &id.to_string()]).await
+        self.no_content(Method::DELETE, &["sessions", &id.to_string()])
+            .await
     }
 
     pub async fn admin_users(&self) -> Result<Vec<AdminUser>, Error> {
@@ -28,19 +29,26 @@ impl Rest {
     /// Disables (`true`) or enables an account.
     pub async fn admin_set_disabled(&self, username: &str, disabled: bool) -> Result<(), Error> {
         let action = if disabled { "disable" } else { "enable" };
-        self.no_content(Method::POST, &["admin", "users", username, action]).await
+        self.no_content(Method::POST, &["admin", "users", username, action])
+            .await
     }
 
     pub async fn admin_reset_password(&self, username: &str, password: &str) -> Result<(), Error> {
-        let body = PasswordRequest { password: password.to_owned() };
-        self.execute(self.request(Method::POST, &["admin", "users", username, "password"]).json(&body))
-            .await
-            .map(drop)
+        let body = PasswordRequest {
+            password: password.to_owned(),
+        };
+        self.execute(
+            self.request(Method::POST, &["admin", "users", username, "password"])
+                .json(&body),
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn admin_set_admin(&self, username: &str, admin: bool) -> Result<(), Error> {
         let method = if admin { Method::POST } else { Method::DELETE };
-        self.no_content(method, &["admin", "users", username, "admin"]).await
+        self.no_content(method, &["admin", "users", username, "admin"])
+            .await
     }
 
     pub async fn admin_stats(&self) -> Result<ServerStats, Error> {
@@ -56,6 +64,7 @@ impl Rest {
     }
 
     pub async fn revoke_invite(&self, id: i64) -> Result<(), Error> {
-        self.no_content(Method::DELETE, &["admin", "invites", &id.to_string()]).await
+        self.no_content(Method::DELETE, &["admin", "invites", &id.to_string()])
+            .await
     }
 }

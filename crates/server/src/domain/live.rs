@@ -226,9 +226,9 @@ impl Live {
 
     /// Whether `user` counts as online or away right now (for "N online" counts).
     fn is_present(&self, map: &PresenceMap, user: UserId, now: Instant) -> bool {
-        map.users.get(&user).is_some_and(|e| {
-            e.visible(now, self.config.presence_grace) != PresenceState::Offline
-        })
+        map.users
+            .get(&user)
+            .is_some_and(|e| e.visible(now, self.config.presence_grace) != PresenceState::Offline)
     }
 
     /// Announces presence changes (batched per recipient) and expires typing entries.
@@ -244,7 +244,9 @@ impl Live {
                     continue;
                 };
                 let grace_left = entry.connections == 0
-                    && entry.closed_at.is_some_and(|t| now < t + self.config.presence_grace);
+                    && entry
+                        .closed_at
+                        .is_some_and(|t| now < t + self.config.presence_grace);
                 let visible = entry.visible(now, self.config.presence_grace);
                 if visible != entry.announced {
                     entry.announced = visible;
@@ -321,7 +323,13 @@ impl Live {
         *used <= TYPING_BUDGET
     }
 
-    fn publish_typing(&self, users: &[UserId], conversation_id: ConversationId, user: &str, active: bool) {
+    fn publish_typing(
+        &self,
+        users: &[UserId],
+        conversation_id: ConversationId,
+        user: &str,
+        active: bool,
+    ) {
         if users.is_empty() {
             return;
         }
@@ -366,7 +374,12 @@ impl Live {
         }
     }
 
-    async fn typing(&self, p: &Principal, conversation: ConversationId, active: bool) -> DomainResult<()> {
+    async fn typing(
+        &self,
+        p: &Principal,
+        conversation: ConversationId,
+        active: bool,
+    ) -> DomainResult<()> {
         let now = Instant::now();
         {
             let mut map = self.typing.lock().unwrap_or_else(|e| e.into_inner());
@@ -440,7 +453,11 @@ impl Domain {
     /// Presence of `users` (default: everyone sharing a conversation with the caller, and
     /// the caller). Users the caller shares no conversation with are left out: the caller
     /// may not see them.
-    pub async fn presence(&self, p: &Principal, users: Option<&str>) -> DomainResult<Vec<Presence>> {
+    pub async fn presence(
+        &self,
+        p: &Principal,
+        users: Option<&str>,
+    ) -> DomainResult<Vec<Presence>> {
         let wanted: Option<HashSet<String>> = match users {
             Some(list) => Some(
                 list.split(',')
@@ -490,7 +507,12 @@ impl Domain {
     }
 
     /// The caller types (or stops) in a conversation. Members only; rate limited.
-    pub async fn typing(&self, p: &Principal, conversation: ConversationId, active: bool) -> DomainResult<()> {
+    pub async fn typing(
+        &self,
+        p: &Principal,
+        conversation: ConversationId,
+        active: bool,
+    ) -> DomainResult<()> {
         self.live.typing(p, conversation, active).await
     }
 
@@ -613,7 +635,9 @@ impl Domain {
         let value = if mute {
             let until = match for_secs {
                 Some(0) => {
-                    return Err(DomainError::BadRequest("for_secs must be at least 1".into()));
+                    return Err(DomainError::BadRequest(
+                        "for_secs must be at least 1".into(),
+                    ));
                 }
                 Some(secs) => Some(
                     OffsetDateTime::now_utc()

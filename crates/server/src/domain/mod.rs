@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod groups;
 pub mod gate;
 mod live;
 
@@ -352,39 +353,6 @@ impl Domain {
         Err(DomainError::NotGroupMember(name))
     }
 
-    pub async fn create_group(
-        &self,
-        p: &Principal,
-        name: &str,
-        members: &[String],
-    ) -> DomainResult<GroupInfo> {
-        let name = validate::group_name(name.trim_start_matches('#'))?;
-        let mut ids = Vec::with_capacity(members.len());
-        for m in members {
-            let id = self.user_id(m).await?;
-            if id != p.id && !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        if ids.len() + 1 > self.limits.max_group_members {
-            return Err(DomainError::GroupFull {
-                name,
-                max: self.limits.max_group_members,
-            });
-        }
-        let id = match self.store.create_group(p.id, &name, &ids).await {
-            Err(StoreError::NameTaken) => return Err(DomainError::GroupTaken(name)),
-            other => other?,
-        };
-        self.announce(MembershipChange {
-            conversation_id: id,
-            added: ids,
-            removed: vec![],
-        })
-        .await;
-        Ok(self.store.group_info(id).await?)
-    }
-
     pub async fn groups(&self, p: &Principal) -> DomainResult<Vec<GroupInfo>> {
         let mut out = Vec::new();
         for c in self.store.conversations(p.id).await? {
@@ -398,81 +366,6 @@ impl Domain {
 
     pub async fn group_info(&self, p: &Principal, name: &str) -> DomainResult<GroupInfo> {
         let (id, _) = self.member_group(p, name).await?;
-        Ok(self.store.group_info(id).await?)
-    }
-
-    pub async fn add_members(
-        &self,
-        p: &Principal,
-        name: &str,
-        users: &[String],
-    ) -> DomainResult<GroupInfo> {
-        let (id, role) = self.member_group(p, name).await?;
-        let info = self.store.group_info(id).await?;
-        if !role.can_manage() {
-            return Err(DomainError::Forbidden(format!(
-                "only the owner or an admin of {} can add members",
-                info.name
-            )));
-        }
-        let mut ids = Vec::with_capacity(users.len());
-        for u in users {
-            ids.push(self.user_id(u).await?);
-        }
-        let change = match self
-            .store
-            .add_members(id, &ids, self.limits.max_group_members)
-            .await
-        {
-            Err(StoreError::GroupFull(max)) => {
-                return Err(DomainError::GroupFull {
-                    name: info.name,
-                    max,
-                });
-            }
-            other => other?,
-        };
-        self.announce(change).await;
-        Ok(self.store.group_info(id).await?)
-    }
-
-    pub async fn remove_member(
-        &self,
-        p: &Principal,
-        name: &str,
-        username: &str,
-    ) -> DomainResult<GroupInfo> {
-        let (id, role) = self.member_group(p, name).await?;
-        let info = self.store.group_info(id).await?;
-        let target = self.user_id(username).await?;
-        let target_role = self.store.role(id, target).await?;
-        let target_name = validate::username(username.trim_start_matches('@'))?;
-        let Some(target_role) = target_role else {
-            return Err(DomainError::NotFound(format!(
-                "{target_name} is not a member of {}",
-                info.name
-            )));
-        };
-        if target_role == Role::Owner {
-            return Err(DomainError::Forbidden(format!(
-                "the owner of {} cannot be removed",
-                info.name
-            )));
-        }
-        if target != p.id && !role.can_manage() {
-            return Err(DomainError::Forbidden(format!(
-                "only the owner or an admin of {} can remove members",
-                info.name
-            )));
-        }
-        if target != p.id && role == Role::Admin && target_role == Role::Admin {
-            return Err(DomainError::Forbidden(format!(
-                "an admin of {} cannot remove another admin",
-                info.name
-            )));
-        }
-        let change = self.store.remove_member(id, target).await?;
-        self.announce(change).await;
         Ok(self.store.group_info(id).await?)
     }
 

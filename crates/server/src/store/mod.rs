@@ -3,6 +3,7 @@
 //! trait; nothing above this module knows which one runs.
 
 pub mod accounts;
+pub mod groups;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -97,7 +98,7 @@ pub struct MarkerUpdate {
 /// What the domain needs from storage. Every write is committed before the future
 /// resolves: an `Ok` means durable.
 #[async_trait]
-pub trait Store: accounts::AccountStore + Send + Sync + 'static {
+pub trait Store: accounts::AccountStore + groups::GroupStore + Send + Sync + 'static {
     /// Creates a user; the first user ever becomes a server admin.
     async fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<UserRecord>;
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
@@ -208,6 +209,5 @@ pub trait Store: accounts::AccountStore + Send + Sync + 'static {
         mute: Option<Option<OffsetDateTime>>,
     ) -> StoreResult<()>;
     async fn settings(&self, user: UserId) -> StoreResult<Settings>;
-    async fn update_settings(&self, user: UserId, update: SettingsUpdate)
-    -> StoreResult<Settings>;
+    async fn update_settings(&self, user: UserId, update: SettingsUpdate) -> StoreResult<Settings>;
 }

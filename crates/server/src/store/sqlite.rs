@@ -23,11 +23,13 @@ use super::{
 use crate::config::Durability;
 
 mod accounts;
+mod groups;
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_init.sql")),
     M::up(include_str!("migrations/0002_live.sql")),
     M::up(include_str!("migrations/0003_accounts.sql")),
+    M::up(include_str!("migrations/0004_groups.sql")),
 ];
 /// Most jobs one transaction takes: bounds the latency a batch adds to its first job.
 const MAX_BATCH: usize = 512;
@@ -216,7 +218,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
 }
 
 const MESSAGE_COLUMNS: &str =
-    "m.id, m.conversation_id, m.seq, u.username, m.text, m.sent_at, m.client_id";
+    "m.id, m.conversation_id, m.seq, u.username, m.text, m.sent_at, m.client_id, m.event";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -227,6 +229,9 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         text: row.get(4)?,
         sent_at: from_micros(row.get(5)?),
         client_id: row.get(6)?,
+        event: row
+            .get::<_, Option<String>>(7)?
+            .and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 
@@ -294,13 +299,17 @@ fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<ConversationInfo> {
 
 fn is_member(conn: &Connection, conversation: ConversationId, user: UserId) -> StoreResult<bool> {
     Ok(conn
-        .prepare_cached("SELECT EXISTS(SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2)")?
+        .prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2)",
+        )?
         .query_row([conversation, user], |r| r.get(0))?)
 }
 
 fn settings_of(conn: &Connection, user: UserId) -> rusqlite::Result<Settings> {
     Ok(conn
-        .prepare_cached("SELECT read_receipts, do_not_disturb FROM user_settings WHERE user_id = ?1")?
+        .prepare_cached(
+            "SELECT read_receipts, do_not_disturb FROM user_settings WHERE user_id = ?1",
+        )?
         .query_row([user], |r| {
             Ok(Settings {
                 read_receipts: r.get(0)?,
@@ -525,11 +534,11 @@ impl Store for SqliteStore {
 
     async fn group_info(&self, conversation: ConversationId) -> StoreResult<GroupInfo> {
         self.read(move |conn| {
-            let (name, created): (String, i64) = conn
+            let (name, created, topic): (String, i64, String) = conn
                 .prepare_cached(
-                    "SELECT name, created_at FROM conversations WHERE id = ?1 AND kind = 'group'",
+                    "SELECT name, created_at, topic FROM conversations WHERE id = ?1 AND kind = 'group'",
                 )?
-                .query_row([conversation], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row([conversation], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?
                 .ok_or(StoreError::NotFound)?;
             let mut stmt = conn.prepare_cached(
@@ -542,7 +551,7 @@ impl Store for SqliteStore {
                     Ok(MemberInfo { username: r.get(0)?, role: role_from_str(&r.get::<_, String>(1)?) })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(GroupInfo { id: conversation, name, created_at: from_micros(created), members })
+            Ok(GroupInfo { id: conversation, name, created_at: from_micros(created), members, topic })
         })
         .await
     }
@@ -670,6 +679,7 @@ impl Store for SqliteStore {
                 text,
                 sent_at: from_micros(now),
                 client_id,
+                event: None,
             };
             events.push(Committed { message: message.clone(), recipients, sender: Some(sender) });
             Ok(Stored { message, duplicate: false })
@@ -810,11 +820,7 @@ impl Store for SqliteStore {
         self.live_settings(user).await
     }
 
-    async fn update_settings(
-        &self,
-        user: UserId,
-        update: SettingsUpdate,
-    ) -> StoreResult<Settings> {
+    async fn update_settings(&self, user: UserId, update: SettingsUpdate) -> StoreResult<Settings> {
         self.live_update_settings(user, update).await
     }
 }

@@ -72,9 +72,7 @@ async fn update_settings(
     auth: Auth,
     ApiJson(req): ApiJson<SettingsUpdate>,
 ) -> ApiResult<Json<Settings>> {
-    Ok(Json(
-        s.domain.update_settings(&auth.principal, req).await?,
-    ))
+    Ok(Json(s.domain.update_settings(&auth.principal, req).await?))
 }
 
 /// The caller's read marker, unread count, mute and online count in each conversation.
@@ -89,7 +87,7 @@ async fn conversation_states(
 
 #[utoipa::path(get, path = "/conversations/{id}/state", tag = "live", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = ConversationState), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = ConversationState), (status = 400, body = ErrorBody, description = "malformed id"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn conversation_state(
     State(s): State<AppState>,
     auth: Auth,
@@ -117,7 +115,7 @@ async fn read(
 /// Announces that the caller is typing; it expires by itself after a few seconds.
 #[utoipa::path(post, path = "/conversations/{id}/typing", tag = "live", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody, description = "malformed id"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn typing(
     State(s): State<AppState>,
     auth: Auth,
@@ -130,7 +128,7 @@ async fn typing(
 /// Ends the caller's typing indicator at once.
 #[utoipa::path(delete, path = "/conversations/{id}/typing", tag = "live", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody, description = "malformed id"), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn stop_typing(
     State(s): State<AppState>,
     auth: Auth,
@@ -143,7 +141,7 @@ async fn stop_typing(
 /// Who has one of the caller's messages (delivered to, read by).
 #[utoipa::path(get, path = "/conversations/{id}/receipts", tag = "live", security(("bearer" = [])),
     params(("id" = i64, Path), ReceiptsQuery),
-    responses((status = 200, body = MessageReceipts), (status = 401, body = ErrorBody),
+    responses((status = 200, body = MessageReceipts), (status = 400, body = ErrorBody, description = "malformed id"), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn receipts(
     State(s): State<AppState>,
@@ -174,13 +172,11 @@ async fn mute(
 
 #[utoipa::path(delete, path = "/conversations/{id}/mute", tag = "live", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = ConversationState), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = ConversationState), (status = 400, body = ErrorBody, description = "malformed id"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn unmute(
     State(s): State<AppState>,
     auth: Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<ConversationState>> {
-    Ok(Json(
-        s.domain.mute(&auth.principal, id, false, None).await?,
-    ))
+    Ok(Json(s.domain.mute(&auth.principal, id, false, None).await?))
 }

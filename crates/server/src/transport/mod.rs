@@ -4,6 +4,7 @@
 
 mod live;
 mod admin;
+mod groups;
 mod rest;
 mod ws;
 
@@ -232,6 +233,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             rest::routes()
                 .merge(live::routes())
                 .merge(admin::routes())
+                .merge(groups::routes())
                 .merge(ws::routes()),
         )
         .split_for_parts();

@@ -12,6 +12,7 @@ use natter_protocol::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::groups::*;
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Auth, ClientIp};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -30,7 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(history, send))
         .routes(routes!(sync))
         .routes(routes!(create_group, groups))
-        .routes(routes!(group))
+        .routes(routes!(group, update_group, delete_group))
         .routes(routes!(add_members))
         .routes(routes!(remove_member))
 }

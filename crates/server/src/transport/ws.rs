@@ -327,7 +327,9 @@ async fn handle(s: &AppState, p: &Principal, text: &str) -> Option<ServerFrame> 
             .await
             .err()
             .map(error_frame),
-        ClientFrame::SetPresence { state } => s.domain.set_presence(p, state).err().map(error_frame),
+        ClientFrame::SetPresence { state } => {
+            s.domain.set_presence(p, state).err().map(error_frame)
+        }
         _ => Some(ServerFrame::Error {
             code: ErrorCode::MalformedFrame,
             message: "unsupported frame type".into(),

@@ -50,6 +50,7 @@ pub fn msg(conv: i64, seq: i64, sender: &str, text: &str, minute: i64) -> Messag
         text: text.into(),
         sent_at: at(minute),
         client_id: format!("c-{conv}-{seq}"),
+        event: None,
     }
 }
 

@@ -26,7 +26,8 @@ fn invite_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InviteInfo> {
     })
 }
 
-const INVITE_COLUMNS: &str = "i.id, u.username, i.created_at, i.expires_at, i.max_uses, i.uses, i.revoked";
+const INVITE_COLUMNS: &str =
+    "i.id, u.username, i.created_at, i.expires_at, i.max_uses, i.uses, i.revoked";
 
 fn insert_user(conn: &Connection, username: &str, hash: &str) -> StoreResult<UserRecord> {
     let exists: bool = conn
@@ -112,7 +113,8 @@ impl AccountStore for SqliteStore {
             conn.prepare_cached("UPDATE users SET disabled = ?2 WHERE id = ?1")?
                 .execute(params![user, disabled])?;
             if disabled {
-                conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?.execute([user])?;
+                conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
+                    .execute([user])?;
             }
             Ok(())
         })
@@ -133,7 +135,8 @@ impl AccountStore for SqliteStore {
         self.write(move |conn, _| {
             conn.prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
                 .execute(params![user, hash])?;
-            conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?.execute([user])?;
+            conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
+                .execute([user])?;
             Ok(())
         })
         .await
@@ -235,7 +238,8 @@ impl AccountStore for SqliteStore {
                 return Err(StoreError::InvalidInvite);
             };
             let user = insert_user(conn, &username, &hash)?;
-            conn.prepare_cached("UPDATE invites SET uses = uses + 1 WHERE id = ?1")?.execute([invite])?;
+            conn.prepare_cached("UPDATE invites SET uses = uses + 1 WHERE id = ?1")?
+                .execute([invite])?;
             Ok(user)
         })
         .await
