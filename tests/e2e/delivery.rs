@@ -255,7 +255,16 @@ fn queued_messages_are_flushed_by_listen_once_and_in_order() {
         .into_iter()
         .map(|m| m.text)
         .collect();
-    assert_eq!(texts, ["before the outage", "queued 1", "queued 2"]);
+    assert_eq!(
+        texts,
+        [
+            "alice created the group",
+            "alice added bob",
+            "before the outage",
+            "queued 1",
+            "queued 2"
+        ]
+    );
 }
 
 #[test]

@@ -82,6 +82,17 @@ async fn all_messages(api: &Api, conversation: i64) -> Vec<Value> {
     }
 }
 
+/// The messages people wrote, without the group's timeline events ("alice added bob").
+fn written(history: &[Value]) -> Vec<&Value> {
+    history.iter().filter(|m| m["event"].is_null()).collect()
+}
+
+/// How many timeline events a group has so far (its creation and first members).
+async fn event_count(api: &Api, conversation: i64) -> i64 {
+    let all = all_messages(api, conversation).await;
+    (all.len() - written(&all).len()) as i64
+}
+
 /// Checks a conversation's history against what was acknowledged: every acknowledged
 /// message once, with the id its ack carried, each sender's messages in the order sent,
 /// and seq 1..N without gaps.
@@ -94,7 +105,7 @@ fn check_history(history: &[Value], acked: &HashMap<String, i64>) {
     );
     let mut seen = HashSet::new();
     let mut last_index: HashMap<String, i64> = HashMap::new();
-    for m in history {
+    for m in written(history) {
         let cid = m["client_id"].as_str().unwrap().to_owned();
         assert!(seen.insert(cid.clone()), "client id {cid} stored twice");
         // Client ids are "SENDER-INDEX".
@@ -185,7 +196,7 @@ fn kill_9_five_times_while_20_clients_send_loses_and_duplicates_nothing() {
     assert_eq!(acked.len(), TOTAL);
     let reader = rt.block_on(Api::login(&server.url(), "s0", PASSWORD));
     let history = rt.block_on(all_messages(&reader, conv));
-    assert_eq!(history.len(), TOTAL, "every message stored exactly once");
+    assert_eq!(written(&history).len(), TOTAL, "every message stored exactly once");
     check_history(&history, &acked);
 }
 
@@ -281,6 +292,7 @@ fn receivers_cut_off_every_few_seconds_see_every_message_once_in_order() {
     ));
     assert_eq!(status, 201, "{body}");
     let conv = body["id"].as_i64().unwrap();
+    let events = rt.block_on(event_count(&senders[0], conv));
 
     let proxy = FaultProxy::start(
         Arc::new(RwLock::new(server.addr().to_string())),
@@ -358,7 +370,7 @@ fn receivers_cut_off_every_few_seconds_see_every_message_once_in_order() {
         }
         assert_eq!(
             seqs,
-            (1..=total as i64).collect::<Vec<_>>(),
+            (events + 1..=events + total as i64).collect::<Vec<_>>(),
             "{}: gaps, duplicates or disorder",
             r.name
         );
@@ -389,6 +401,7 @@ fn sigterm_under_load_drains_and_nothing_acknowledged_is_lost() {
     ));
     assert_eq!(status, 201, "{body}");
     let conv = body["id"].as_i64().unwrap();
+    let events = rt.block_on(event_count(&apis[0], conv));
     let mut listener = reader.listen(&["drain", "@prober2"]);
     await_ready(&mut listener, &prober, "reader");
 
@@ -436,7 +449,7 @@ fn sigterm_under_load_drains_and_nothing_acknowledged_is_lost() {
     }
     let api = rt.block_on(Api::login(&server.url(), "t0", PASSWORD));
     let history = rt.block_on(all_messages(&api, conv));
-    assert_eq!(history.len(), EACH * 5);
+    assert_eq!(written(&history).len(), EACH * 5);
     check_history(&history, &acked);
     // The listener reconnected by itself and saw everything once, in order.
     let mut seqs = Vec::new();
@@ -451,7 +464,10 @@ fn sigterm_under_load_drains_and_nothing_acknowledged_is_lost() {
             ),
         }
     }
-    assert_eq!(seqs, (1..=(EACH * 5) as i64).collect::<Vec<_>>());
+    assert_eq!(
+        seqs,
+        (events + 1..=events + (EACH * 5) as i64).collect::<Vec<_>>()
+    );
 }
 
 /// A small tmpfs, unmounted on drop.

@@ -8,7 +8,10 @@ use natter_e2e::{PASSWORD, Server};
 use serde_json::json;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -28,7 +31,8 @@ fn disabling_a_user_closes_their_socket_at_once_and_locks_them_out() {
     });
     // A member of the public cannot do it.
     let out = bob.run(["admin", "disable", "alice"]);
-    out.assert_code(1).assert_stderr_contains("only server admins");
+    out.assert_code(1)
+        .assert_stderr_contains("only server admins");
 
     let started = Instant::now();
     admin.run_ok(["admin", "disable", "bob"]);
@@ -38,13 +42,23 @@ fn disabling_a_user_closes_their_socket_at_once_and_locks_them_out() {
     let took = started.elapsed();
     assert_eq!(u16::from(close.code), 4003, "{close:?}");
     // The CLI call above includes process start-up; the close itself follows the commit.
-    assert!(took < Duration::from_secs(3), "socket closed only after {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "socket closed only after {took:?}"
+    );
 
     bob.run(["whoami"]).assert_code(1);
-    let relogin = bob.run_stdin(["login", "bob", "--password-stdin"], format!("{PASSWORD}\n"));
+    let relogin = bob.run_stdin(
+        ["login", "bob", "--password-stdin"],
+        format!("{PASSWORD}\n"),
+    );
     relogin.assert_code(1);
     let users = admin.run_ok(["admin", "users", "--json"]);
-    let bob_row = users.json_lines().into_iter().find(|u| u["username"] == "bob").unwrap();
+    let bob_row = users
+        .json_lines()
+        .into_iter()
+        .find(|u| u["username"] == "bob")
+        .unwrap();
     assert_eq!(bob_row["disabled"], true);
     assert_eq!(bob_row["sessions"], 0);
 
@@ -52,7 +66,10 @@ fn disabling_a_user_closes_their_socket_at_once_and_locks_them_out() {
     bob.login_ok();
     bob.run_ok(["whoami"]);
     // The last admin cannot lock themself out.
-    admin.run(["admin", "revoke-admin", "alice"]).assert_code(1).assert_stderr_contains("last server admin");
+    admin
+        .run(["admin", "revoke-admin", "alice"])
+        .assert_code(1)
+        .assert_stderr_contains("last server admin");
     admin.run_ok(["admin", "make-admin", "bob"]);
     bob.run_ok(["admin", "revoke-admin", "alice"]);
     admin.run(["admin", "users"]).assert_code(1);
@@ -64,42 +81,73 @@ fn invite_codes_expire_run_out_and_can_be_revoked() {
     // The first account needs no invite: it becomes the admin.
     let admin = server.register("alice");
     let bob = server.user("bob");
-    let out = bob.run_stdin(["register", "bob", "--password-stdin"], format!("{PASSWORD}\n"));
+    let out = bob.run_stdin(
+        ["register", "bob", "--password-stdin"],
+        format!("{PASSWORD}\n"),
+    );
     out.assert_code(1).assert_stderr_contains("invite");
 
-    let code = admin.run_ok(["admin", "invite", "create", "--uses", "2"]).stdout.trim().to_owned();
+    let code = admin
+        .run_ok(["admin", "invite", "create", "--uses", "2"])
+        .stdout
+        .trim()
+        .to_owned();
     assert_eq!(code.len(), 32, "{code:?}");
     for name in ["bob", "carol"] {
         let u = server.user(name);
-        u.run_stdin(["register", name, "--password-stdin", "--invite", &code], format!("{PASSWORD}\n"))
-            .assert_ok();
+        u.run_stdin(
+            ["register", name, "--password-stdin", "--invite", &code],
+            format!("{PASSWORD}\n"),
+        )
+        .assert_ok();
     }
     let dave = server.user("dave");
-    dave.run_stdin(["register", "dave", "--password-stdin", "--invite", &code], format!("{PASSWORD}\n"))
-        .assert_code(1)
-        .assert_stderr_contains("used up");
+    dave.run_stdin(
+        ["register", "dave", "--password-stdin", "--invite", &code],
+        format!("{PASSWORD}\n"),
+    )
+    .assert_code(1)
+    .assert_stderr_contains("used up");
 
     let revoked = admin.run_ok(["admin", "invite", "create", "--json"]);
     let revoked = &revoked.json_lines()[0];
     admin.run_ok(["admin", "invite", "revoke", &revoked["id"].to_string()]);
     dave.run_stdin(
-        ["register", "dave", "--password-stdin", "--invite", revoked["code"].as_str().unwrap()],
+        [
+            "register",
+            "dave",
+            "--password-stdin",
+            "--invite",
+            revoked["code"].as_str().unwrap(),
+        ],
         format!("{PASSWORD}\n"),
     )
     .assert_code(1)
     .assert_stderr_contains("revoked");
 
-    let short = admin.run_ok(["admin", "invite", "create", "--expires", "1s"]).stdout.trim().to_owned();
+    let short = admin
+        .run_ok(["admin", "invite", "create", "--expires", "1s"])
+        .stdout
+        .trim()
+        .to_owned();
     // Expiry is about time itself, so this waits for it to pass.
     std::thread::sleep(Duration::from_millis(1500));
-    dave.run_stdin(["register", "dave", "--password-stdin", "--invite", &short], format!("{PASSWORD}\n"))
-        .assert_code(1)
-        .assert_stderr_contains("expired");
+    dave.run_stdin(
+        ["register", "dave", "--password-stdin", "--invite", &short],
+        format!("{PASSWORD}\n"),
+    )
+    .assert_code(1)
+    .assert_stderr_contains("expired");
 
-    let list = admin.run_ok(["admin", "invite", "list", "--json"]).json_lines();
+    let list = admin
+        .run_ok(["admin", "invite", "list", "--json"])
+        .json_lines();
     assert_eq!(list.len(), 3);
     assert_eq!(list[0]["uses"], 2);
-    assert!(list.iter().all(|i| i["code"].is_null()), "codes are shown once only");
+    assert!(
+        list.iter().all(|i| i["code"].is_null()),
+        "codes are shown once only"
+    );
 }
 
 #[test]
@@ -108,7 +156,10 @@ fn a_burst_over_the_send_limit_gets_429_with_retry_after_and_loses_nothing() {
     let rt = runtime();
     let url = server.url();
     let (alice, bob) = rt.block_on(async {
-        (Api::register(&url, "alice", PASSWORD).await, Api::register(&url, "bob", PASSWORD).await)
+        (
+            Api::register(&url, "alice", PASSWORD).await,
+            Api::register(&url, "bob", PASSWORD).await,
+        )
     });
     let conv = rt.block_on(alice.direct("bob"));
     let http = reqwest::Client::new();
@@ -126,24 +177,37 @@ fn a_burst_over_the_send_limit_gets_429_with_retry_after_and_loses_nothing() {
         match resp.status().as_u16() {
             201 => accepted.push(format!("burst {i}")),
             429 => {
-                let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                let retry: u64 = resp.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 assert!((1..=2).contains(&retry), "Retry-After {retry}");
                 let body: serde_json::Value = rt.block_on(resp.json()).unwrap();
                 assert_eq!(body["code"], "rate_limited");
-                assert!(body["message"].as_str().unwrap().contains("try again"), "{body}");
+                assert!(
+                    body["message"].as_str().unwrap().contains("try again"),
+                    "{body}"
+                );
                 refused += 1;
             }
             other => panic!("unexpected {other}"),
         }
     }
-    assert!(accepted.len() >= 5 && refused >= 5, "accepted {accepted:?}, refused {refused}");
+    assert!(
+        accepted.len() >= 5 && refused >= 5,
+        "accepted {accepted:?}, refused {refused}"
+    );
     // Every accepted message is stored, in order; refused ones are not.
     assert_eq!(rt.block_on(bob.texts(conv)), accepted);
 }
 
 #[test]
 fn password_guessing_is_throttled_per_account() {
-    let server = Server::start_with(&[("NATTERD_LOGIN_ACCOUNT_BURST", "3"), ("NATTERD_LOGIN_ACCOUNT_PER_MIN", "1")]);
+    let server = Server::start_with(&[
+        ("NATTERD_LOGIN_ACCOUNT_BURST", "3"),
+        ("NATTERD_LOGIN_ACCOUNT_PER_MIN", "1"),
+    ]);
     let alice = server.register("alice");
     let guesser = server.user("alice");
     for _ in 0..2 {
@@ -154,9 +218,15 @@ fn password_guessing_is_throttled_per_account() {
     }
     // alice's own `register` counted as no login; her two failed guesses plus this one
     // use the burst of 3, then even the right password has to wait.
-    guesser.run_stdin(["login", "alice", "--password-stdin"], "wrong again\n").assert_code(1);
-    let out = guesser.run_stdin(["login", "alice", "--password-stdin"], format!("{PASSWORD}\n"));
-    out.assert_code(1).assert_stderr_contains("too many login attempts");
+    guesser
+        .run_stdin(["login", "alice", "--password-stdin"], "wrong again\n")
+        .assert_code(1);
+    let out = guesser.run_stdin(
+        ["login", "alice", "--password-stdin"],
+        format!("{PASSWORD}\n"),
+    );
+    out.assert_code(1)
+        .assert_stderr_contains("too many login attempts");
     alice.run_ok(["whoami"]);
 }
 
@@ -173,10 +243,16 @@ fn connections_per_user_are_limited() {
         format!("{}/api/v1/ws", url.replace("http://", "ws://")),
     )
     .unwrap();
-    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     match rt.block_on(tokio_tungstenite::connect_async(req)) {
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 429),
-        other => panic!("a third connection was not refused: {:?}", other.map(|_| ())),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 429)
+        }
+        other => panic!(
+            "a third connection was not refused: {:?}",
+            other.map(|_| ())
+        ),
     }
 }
 
@@ -204,19 +280,31 @@ fn tls_with_a_pinned_self_signed_certificate_and_a_refused_wrong_pin() {
     let server = Server::start_with(&[("NATTERD_TLS_SELF_SIGNED", "true")]);
     let url = server.url();
     assert!(url.starts_with("https://"), "{url}");
-    let pin = server.fingerprint().expect("natterd prints its fingerprint").to_owned();
+    let pin = server
+        .fingerprint()
+        .expect("natterd prints its fingerprint")
+        .to_owned();
     let alice = server.user("alice");
     // Not trusted by default: a clear error, not a silent accept.
     alice
-        .run_stdin(["register", "alice", "--password-stdin"], format!("{PASSWORD}\n"))
+        .run_stdin(
+            ["register", "alice", "--password-stdin"],
+            format!("{PASSWORD}\n"),
+        )
         .assert_code(1)
         .assert_stderr_contains("not trusted");
     alice
-        .run_stdin(["register", "alice", "--password-stdin", "--pin", &pin], format!("{PASSWORD}\n"))
+        .run_stdin(
+            ["register", "alice", "--password-stdin", "--pin", &pin],
+            format!("{PASSWORD}\n"),
+        )
         .assert_ok();
     let bob = server.user("bob");
-    bob.run_stdin(["register", "bob", "--password-stdin", "--pin", &pin], format!("{PASSWORD}\n"))
-        .assert_ok();
+    bob.run_stdin(
+        ["register", "bob", "--password-stdin", "--pin", &pin],
+        format!("{PASSWORD}\n"),
+    )
+    .assert_ok();
     let mut listener = natter_e2e::Listener::spawn({
         let mut c = bob.command(["listen", "--json"]);
         c.env("NATTER_PIN", &pin);
@@ -233,7 +321,11 @@ fn tls_with_a_pinned_self_signed_certificate_and_a_refused_wrong_pin() {
             assert!(m.text.starts_with("over tls"), "{m:?}");
             break;
         }
-        assert!(Instant::now() < deadline, "no message over WSS\n{}", listener.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "no message over WSS\n{}",
+            listener.stderr()
+        );
     }
     let mut wrong = pin.clone();
     wrong.replace_range(0..2, if &pin[0..2] == "00" { "11" } else { "00" });

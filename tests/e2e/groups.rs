@@ -30,7 +30,8 @@ fn group_round_trip_reaches_every_member_in_real_time() {
     ] {
         let m = listen.expect_message(SOON, |m| m.sender == "alice" && m.conversation == "ops");
         assert_eq!(m.text.trim_end(), "deploy done", "{who}");
-        assert_eq!((m.id, m.seq), (id, 1), "{who}");
+        // seq 1-3 are the group's creation events ("alice added bob", ...).
+        assert_eq!((m.id, m.seq), (id, 4), "{who}");
     }
 
     // `#ops` names the same group.
@@ -39,7 +40,7 @@ fn group_round_trip_reaches_every_member_in_real_time() {
         let m = listen.expect_message(SOON, |m| m.sender == "bob");
         assert_eq!(
             (m.conversation.as_str(), m.id, m.seq, m.text.as_str()),
-            ("ops", id2, 2, "ack from bob")
+            ("ops", id2, 5, "ack from bob")
         );
     }
 
@@ -51,8 +52,11 @@ fn group_round_trip_reaches_every_member_in_real_time() {
     assert_eq!(
         history,
         [
-            (1, "alice".to_owned(), "deploy done".to_owned()),
-            (2, "bob".to_owned(), "ack from bob".to_owned())
+            (1, "alice".to_owned(), "alice created the group".to_owned()),
+            (2, "alice".to_owned(), "alice added bob".to_owned()),
+            (3, "alice".to_owned(), "alice added carol".to_owned()),
+            (4, "alice".to_owned(), "deploy done".to_owned()),
+            (5, "bob".to_owned(), "ack from bob".to_owned())
         ]
     );
 }
@@ -154,7 +158,15 @@ fn non_members_cannot_read_or_post_to_a_group() {
         .into_iter()
         .map(|m| m.text)
         .collect();
-    assert_eq!(texts, ["secret plan", "more secrets"]);
+    assert_eq!(
+        texts,
+        [
+            "alice created the group",
+            "alice added bob",
+            "secret plan",
+            "more secrets"
+        ]
+    );
 }
 
 /// Usernames of a `group info --json` object, in the order given.

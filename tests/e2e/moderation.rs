@@ -36,8 +36,16 @@ fn each_role_can_do_exactly_what_it_may_and_every_change_is_in_the_timeline() {
     ] {
         refused(&carol, args, "only the owner or an admin of ops");
     }
-    refused(&carol, &["group", "transfer", "ops", "carol"], "only the owner of ops");
-    refused(&carol, &["group", "delete", "ops", "--yes"], "only the owner of ops");
+    refused(
+        &carol,
+        &["group", "transfer", "ops", "carol"],
+        "only the owner of ops",
+    );
+    refused(
+        &carol,
+        &["group", "delete", "ops", "--yes"],
+        "only the owner of ops",
+    );
 
     // An admin manages members and settings, never the owner.
     bob.run_ok(["group", "add", "ops", "erin"]);
@@ -48,19 +56,43 @@ fn each_role_can_do_exactly_what_it_may_and_every_change_is_in_the_timeline() {
     alice.send("@dave", "marker");
     let seen = dave_watch.expect_message(Duration::from_secs(20), |m| m.text == "marker");
     assert_eq!(seen.conversation, "@alice");
-    assert!(!dave_watch.stdout().contains("not for dave"), "{}", dave_watch.stdout());
+    assert!(
+        !dave_watch.stdout().contains("not for dave"),
+        "{}",
+        dave_watch.stdout()
+    );
     bob.run_ok(["group", "promote", "ops", "carol"]);
     bob.run_ok(["group", "demote", "ops", "carol"]);
     bob.run_ok(["group", "topic", "ops", "deploys", "and", "incidents"]);
     bob.run_ok(["group", "rename", "ops", "ops2"]);
     bob.run_ok(["group", "rename", "ops2", "ops"]);
-    refused(&bob, &["group", "remove", "ops", "alice"], "owner of ops cannot be removed");
-    refused(&bob, &["group", "demote", "ops", "alice"], "owner of ops cannot be demoted");
-    refused(&bob, &["group", "transfer", "ops", "bob"], "only the owner of ops");
-    refused(&bob, &["group", "delete", "ops", "--yes"], "only the owner of ops");
+    refused(
+        &bob,
+        &["group", "remove", "ops", "alice"],
+        "owner of ops cannot be removed",
+    );
+    refused(
+        &bob,
+        &["group", "demote", "ops", "alice"],
+        "owner of ops cannot be demoted",
+    );
+    refused(
+        &bob,
+        &["group", "transfer", "ops", "bob"],
+        "only the owner of ops",
+    );
+    refused(
+        &bob,
+        &["group", "delete", "ops", "--yes"],
+        "only the owner of ops",
+    );
     refused(&alice, &["group", "leave", "ops"], "transfer");
     erin.run_ok(["group", "create", "dev"]);
-    refused(&alice, &["group", "rename", "ops", "dev"], "a group named dev already exists");
+    refused(
+        &alice,
+        &["group", "rename", "ops", "dev"],
+        "a group named dev already exists",
+    );
 
     let info = erin.run_ok(["group", "info", "ops", "--json"]).json_lines()[0].clone();
     assert_eq!(info["topic"], "deploys and incidents");
@@ -68,9 +100,19 @@ fn each_role_can_do_exactly_what_it_may_and_every_change_is_in_the_timeline() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["username"].as_str().unwrap().into(), m["role"].as_str().unwrap().into()))
+        .map(|m| {
+            (
+                m["username"].as_str().unwrap().into(),
+                m["role"].as_str().unwrap().into(),
+            )
+        })
         .collect();
-    let want = [("alice", "owner"), ("bob", "admin"), ("carol", "member"), ("erin", "member")];
+    let want = [
+        ("alice", "owner"),
+        ("bob", "admin"),
+        ("carol", "member"),
+        ("erin", "member"),
+    ];
     assert_eq!(roles, want.map(|(a, b)| (a.to_string(), b.to_string())));
 
     // The owner hands over and leaves; the new owner deletes.
@@ -102,13 +144,17 @@ fn each_role_can_do_exactly_what_it_may_and_every_change_is_in_the_timeline() {
         "alice left",
     ];
     assert_eq!(kinds, want_texts, "timeline");
-    let raw = carol.run_ok(["history", "ops", "--json", "--limit", "500"]).json_lines();
+    let raw = carol
+        .run_ok(["history", "ops", "--json", "--limit", "500"])
+        .json_lines();
     assert_eq!(raw[1]["event"]["kind"], "member_added");
     assert_eq!(raw[1]["event"]["user"], "bob");
     assert_eq!(raw[1]["sender"], "alice");
     // carol saw the same events live, in order.
     for text in &want_texts[4..] {
-        watch.expect_message(Duration::from_secs(20), |m| m.conversation == "ops" && m.text == *text);
+        watch.expect_message(Duration::from_secs(20), |m| {
+            m.conversation == "ops" && m.text == *text
+        });
     }
 
     bob.run_ok(["group", "delete", "ops", "--yes"]);
@@ -150,8 +196,14 @@ fn non_members_and_removed_members_are_refused_everything_and_learn_nothing() {
             vec!["mute", "GROUP"],
         ];
         for op in ops {
-            let real: Vec<&str> = op.iter().map(|a| if *a == "GROUP" { "ops" } else { a }).collect();
-            let fake: Vec<&str> = op.iter().map(|a| if *a == "GROUP" { "nosuch" } else { a }).collect();
+            let real: Vec<&str> = op
+                .iter()
+                .map(|a| if *a == "GROUP" { "ops" } else { a })
+                .collect();
+            let fake: Vec<&str> = op
+                .iter()
+                .map(|a| if *a == "GROUP" { "nosuch" } else { a })
+                .collect();
             let a = outsider.run(&real);
             let b = outsider.run(&fake);
             a.assert_code(1);
@@ -163,7 +215,10 @@ fn non_members_and_removed_members_are_refused_everything_and_learn_nothing() {
                 outsider.name,
                 real.join(" ")
             );
-            assert!(!a.stderr.contains("secret") && !a.stdout.contains("secret"), "{a}");
+            assert!(
+                !a.stderr.contains("secret") && !a.stdout.contains("secret"),
+                "{a}"
+            );
         }
         let groups = outsider.run_ok(["group", "list", "--json"]);
         assert!(!groups.stdout.contains("\"ops\""), "{groups}");
@@ -171,9 +226,20 @@ fn non_members_and_removed_members_are_refused_everything_and_learn_nothing() {
         assert!(!convs.stdout.contains("\"ops\""), "{convs}");
     }
     // Nothing the outsiders tried reached the group.
-    let texts: Vec<String> = alice.history("ops", &[]).into_iter().map(|m| m.text).collect();
+    let texts: Vec<String> = alice
+        .history("ops", &[])
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
     assert_eq!(
         texts,
-        ["alice created the group", "alice added bob", "secret plans", "ack", "alice removed bob", "after bob left"]
+        [
+            "alice created the group",
+            "alice added bob",
+            "secret plans",
+            "ack",
+            "alice removed bob",
+            "after bob left"
+        ]
     );
 }

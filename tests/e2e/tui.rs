@@ -32,8 +32,14 @@ fn tui_shows_live_messages_sends_replies_switches_scrolls_and_restores_the_termi
     let screen = tui.wait_for("the first frame with bob's message", SOON, |s| {
         s.contains("hi alice, lunch?") && s.contains("online")
     });
-    assert!(screen.contains("Groups") && screen.contains("ops"), "{screen}");
-    assert!(screen.contains("Direct") && screen.contains("bob"), "{screen}");
+    assert!(
+        screen.contains("Groups") && screen.contains("ops"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Direct") && screen.contains("bob"),
+        "{screen}"
+    );
 
     // A message bob sends with the CLI appears live.
     bob.send("@alice", "are you there? \x1b[31m(no colors here)");
@@ -45,10 +51,17 @@ fn tui_shows_live_messages_sends_replies_switches_scrolls_and_restores_the_termi
     tui.keys(&["Enter"]);
     let deadline = Instant::now() + SOON;
     loop {
-        let texts: Vec<String> = bob.history("@alice", &[]).into_iter().map(|m| m.text).collect();
+        let texts: Vec<String> = bob
+            .history("@alice", &[])
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
         if texts.iter().any(|t| t == "yes, replying from the tui") {
             assert_eq!(
-                texts.iter().filter(|t| *t == "yes, replying from the tui").count(),
+                texts
+                    .iter()
+                    .filter(|t| *t == "yes, replying from the tui")
+                    .count(),
                 1,
                 "sent exactly once: {texts:?}"
             );
@@ -110,7 +123,10 @@ fn tui_shows_live_messages_sends_replies_switches_scrolls_and_restores_the_termi
         tui.wait_text("tty: ", SOON)
     };
     assert!(screen.contains("tty: cooked"), "{screen}");
-    assert!(!screen.contains("history line"), "alternate screen left: {screen}");
+    assert!(
+        !screen.contains("history line"),
+        "alternate screen left: {screen}"
+    );
     assert_eq!(tui.pane_flag("alternate_on"), "0");
     assert_eq!(tui.pane_flag("mouse_any_flag"), "0");
     assert_eq!(tui.pane_flag("cursor_flag"), "1");

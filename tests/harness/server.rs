@@ -90,7 +90,9 @@ impl Server {
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
-        self.data_override.as_deref().unwrap_or(self.data_dir.path())
+        self.data_override
+            .as_deref()
+            .unwrap_or(self.data_dir.path())
     }
 
     /// Everything the server printed so far, across restarts.
@@ -176,10 +178,11 @@ impl Server {
     /// Spawns natterd on `listen` and waits for its `listening on http://ADDR` line.
     fn spawn(&mut self, listen: &str) -> Result<SocketAddr, String> {
         let mut cmd = Command::new(&bins().natterd);
-        cmd.arg("--listen")
-            .arg(listen)
-            .arg("--data-dir")
-            .arg(self.data_override.as_deref().unwrap_or(self.data_dir.path()));
+        cmd.arg("--listen").arg(listen).arg("--data-dir").arg(
+            self.data_override
+                .as_deref()
+                .unwrap_or(self.data_dir.path()),
+        );
         for (k, _) in std::env::vars() {
             if k.starts_with("NATTERD_") {
                 cmd.env_remove(k);
@@ -220,13 +223,18 @@ impl Server {
                 .lock()
                 .unwrap()
                 .push_str(&format!("[natterd stdout] {line}\n"));
-            if let Some(fp) = line.trim().strip_prefix("tls certificate sha256 fingerprint ") {
+            if let Some(fp) = line
+                .trim()
+                .strip_prefix("tls certificate sha256 fingerprint ")
+            {
                 self.fingerprint = Some(fp.to_owned());
             }
             let listening = line.trim().strip_prefix("listening on ");
             let found = listening
                 .and_then(|l| l.strip_prefix("http://").map(|r| ("http", r)))
-                .or_else(|| listening.and_then(|l| l.strip_prefix("https://").map(|r| ("https", r))));
+                .or_else(|| {
+                    listening.and_then(|l| l.strip_prefix("https://").map(|r| ("https", r)))
+                });
             if let Some((scheme, rest)) = found {
                 self.scheme = scheme;
                 match rest.trim().parse::<SocketAddr>() {

@@ -324,7 +324,10 @@ async fn workload(cli: Cli) -> anyhow::Result<bool> {
             .await?,
         ],
         Cmd::Register { users } => {
-            let api = target.api.clone().context("registering needs --proto natter")?;
+            let api = target
+                .api
+                .clone()
+                .context("registering needs --proto natter")?;
             let started = std::time::Instant::now();
             let n = api::accounts(&api, g.state.as_deref(), *users, g.register_concurrency)
                 .await?

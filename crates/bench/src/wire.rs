@@ -192,7 +192,10 @@ pub fn natter_event(p: &[u8], want_ids: bool) -> Event {
         return Event::Error;
     }
     if *DEBUG {
-        eprintln!("other frame: {}", String::from_utf8_lossy(&p[..p.len().min(300)]));
+        eprintln!(
+            "other frame: {}",
+            String::from_utf8_lossy(&p[..p.len().min(300)])
+        );
     }
     Event::Other
 }

@@ -88,14 +88,17 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::from_secs(n * 86_400));
     }
     if let Some(hours) = s.strip_suffix('h') {
-        let n: u64 = hours.parse().map_err(|_| format!("not a duration: {s:?}"))?;
+        let n: u64 = hours
+            .parse()
+            .map_err(|_| format!("not a duration: {s:?}"))?;
         return Ok(Duration::from_secs(n * 3_600));
     }
     natter_client_core::parse_duration(s)
 }
 
 fn time(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 fn session_json(s: &SessionInfo) -> String {
@@ -182,18 +185,25 @@ pub async fn admin(server: Option<&str>, cmd: AdminCommand) -> anyhow::Result<Ex
         AdminCommand::Disable { user } => {
             let user = user.trim_start_matches('@');
             rest.admin_set_disabled(user, true).await?;
-            out(&format!("disabled {user}; its sessions are revoked and its connections closed"))?;
+            out(&format!(
+                "disabled {user}; its sessions are revoked and its connections closed"
+            ))?;
         }
         AdminCommand::Enable { user } => {
             let user = user.trim_start_matches('@');
             rest.admin_set_disabled(user, false).await?;
             out(&format!("enabled {user}"))?;
         }
-        AdminCommand::ResetPassword { user, password_stdin } => {
+        AdminCommand::ResetPassword {
+            user,
+            password_stdin,
+        } => {
             let user = user.trim_start_matches('@').to_owned();
             let password = crate::commands::read_new_password(&user, password_stdin)?;
             rest.admin_reset_password(&user, &password).await?;
-            out(&format!("set a new password for {user}; its sessions are revoked"))?;
+            out(&format!(
+                "set a new password for {user}; its sessions are revoked"
+            ))?;
         }
         AdminCommand::MakeAdmin { user } => {
             let user = user.trim_start_matches('@');
@@ -215,15 +225,28 @@ pub async fn admin(server: Option<&str>, cmd: AdminCommand) -> anyhow::Result<Ex
                 })
                 .to_string())?;
             } else {
-                out(&format!("users:          {} ({} disabled)", s.users, s.disabled_users))?;
+                out(&format!(
+                    "users:          {} ({} disabled)",
+                    s.users, s.disabled_users
+                ))?;
                 out(&format!("connections:    {}", s.connections))?;
                 out(&format!("conversations:  {}", s.conversations))?;
                 out(&format!("messages:       {}", s.messages))?;
-                out(&format!("storage:        {:.1} MiB", s.storage_bytes as f64 / 1_048_576.0))?;
+                out(&format!(
+                    "storage:        {:.1} MiB",
+                    s.storage_bytes as f64 / 1_048_576.0
+                ))?;
             }
         }
-        AdminCommand::Invite(InviteCommand::Create { uses, expires, json }) => {
-            let req = CreateInviteRequest { uses: Some(uses), expires_in_secs: Some(expires.as_secs()) };
+        AdminCommand::Invite(InviteCommand::Create {
+            uses,
+            expires,
+            json,
+        }) => {
+            let req = CreateInviteRequest {
+                uses: Some(uses),
+                expires_in_secs: Some(expires.as_secs()),
+            };
             let i = rest.create_invite(&req).await?;
             if json {
                 out(&invite_json(&i))?;

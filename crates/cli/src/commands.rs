@@ -115,8 +115,10 @@ pub(crate) fn out(line: &str) -> std::io::Result<()> {
     stdout.flush()
 }
 
+/// A `natter: ...` line on stderr. Sanitized: it often carries text from the server
+/// (error messages, close reasons), and stderr is a terminal too.
 pub(crate) fn note(line: &str) {
-    eprintln!("natter: {line}");
+    eprintln!("natter: {}", natter_protocol::sanitize::terminal(line));
 }
 
 // ----- accounts -----
@@ -507,7 +509,15 @@ async fn set_roles(
         client.rest().set_role(group, user, role).await?;
     }
     let verb = if users.len() == 1 { "is" } else { "are" };
-    out(&format!("{} {verb} now {} of {group}", users.join(", "), if role == natter_protocol::Role::Admin { "an admin" } else { "a member" }))?;
+    out(&format!(
+        "{} {verb} now {} of {group}",
+        users.join(", "),
+        if role == natter_protocol::Role::Admin {
+            "an admin"
+        } else {
+            "a member"
+        }
+    ))?;
     Ok(())
 }
 
@@ -561,12 +571,18 @@ async fn group(server: Option<&str>, cmd: GroupCommand) -> anyhow::Result<ExitCo
             set_roles(&client, &name, &users, natter_protocol::Role::Member).await?;
         }
         GroupCommand::Rename { name, new_name } => {
-            let req = natter_protocol::GroupSettingsRequest { name: Some(new_name), topic: None };
+            let req = natter_protocol::GroupSettingsRequest {
+                name: Some(new_name),
+                topic: None,
+            };
             let g = client.rest().update_group(&name, &req).await?;
             out(&format!("renamed {name} to {}", g.name))?;
         }
         GroupCommand::Topic { name, topic } => {
-            let req = natter_protocol::GroupSettingsRequest { name: None, topic: Some(topic.join(" ")) };
+            let req = natter_protocol::GroupSettingsRequest {
+                name: None,
+                topic: Some(topic.join(" ")),
+            };
             client.rest().update_group(&name, &req).await?;
             out(&format!("set the topic of {name}"))?;
         }

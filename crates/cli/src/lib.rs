@@ -114,7 +114,8 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         Some(e) => describe(e),
         None => format!("{err:#}"),
     };
-    eprintln!("natter: {message}");
+    // The sentence may quote the server (an error's message): sanitize it for the terminal.
+    eprintln!("natter: {}", natter_protocol::sanitize::terminal(&message));
     ExitCode::FAILURE
 }
 

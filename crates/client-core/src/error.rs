@@ -20,7 +20,9 @@ pub enum Error {
     },
     /// The server was reached but its TLS certificate is not trusted. Retrying will not
     /// help; trusting it (`--ca-cert`, `--pin`) will.
-    #[error("the TLS certificate of {url} is not trusted ({detail}): pass --ca-cert FILE or --pin FINGERPRINT if this is your server")]
+    #[error(
+        "the TLS certificate of {url} is not trusted ({detail}): pass --ca-cert FILE or --pin FINGERPRINT if this is your server"
+    )]
     Untrusted { url: String, detail: String },
     /// The server answered with an error body: its `message` is one sentence for a person.
     #[error("{message}")]

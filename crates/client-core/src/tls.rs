@@ -36,9 +36,16 @@ static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
 /// without a `sha256:` prefix.
 pub fn parse_pin(s: &str) -> Result<[u8; 32], Error> {
     let s = s.trim();
-    let s = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("SHA256:")).unwrap_or(s);
+    let s = s
+        .strip_prefix("sha256:")
+        .or_else(|| s.strip_prefix("SHA256:"))
+        .unwrap_or(s);
     let hex: String = s.chars().filter(|c| *c != ':').collect();
-    let bad = || Error::Protocol(format!("--pin wants a SHA-256 fingerprint (64 hex digits, colons allowed), not {s:?}"));
+    let bad = || {
+        Error::Protocol(format!(
+            "--pin wants a SHA-256 fingerprint (64 hex digits, colons allowed), not {s:?}"
+        ))
+    };
     if hex.len() != 64 {
         return Err(bad());
     }
@@ -87,8 +94,11 @@ fn build(trust: &Trust) -> Result<ClientConfig, String> {
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| format!("cannot read --ca-cert {}: {e}", path.display()))?;
             for cert in certs {
-                let cert = cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
-                roots.add(cert).map_err(|e| format!("unusable certificate in {}: {e}", path.display()))?;
+                let cert =
+                    cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("unusable certificate in {}: {e}", path.display()))?;
             }
             if roots.is_empty() {
                 return Err(format!("no certificate in --ca-cert {}", path.display()));
@@ -158,7 +168,11 @@ impl ServerCertVerifier for PinVerifier {
 
 /// `AB:CD:...`
 pub fn fingerprint_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]

@@ -48,7 +48,12 @@ fn main() -> std::io::Result<()> {
             "sent_at": "2026-11-28T12:00:00Z", "client_id": "c-1"}});
         write(&dir, "server_frame", name, message.to_string().as_bytes())?;
         let error = serde_json::json!({"type": "error", "code": "bad_request", "message": text});
-        write(&dir, "server_frame", &format!("error {name}"), error.to_string().as_bytes())?;
+        write(
+            &dir,
+            "server_frame",
+            &format!("error {name}"),
+            error.to_string().as_bytes(),
+        )?;
     }
     let frames = [
         r#"{"type":"ping","nonce":7}"#,

@@ -187,15 +187,41 @@ pub struct Message {
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TimelineEvent {
-    Created { by: String },
-    MemberAdded { by: String, user: String },
-    MemberRemoved { by: String, user: String },
-    MemberLeft { user: String },
-    Promoted { by: String, user: String },
-    Demoted { by: String, user: String },
-    Renamed { by: String, from: String, to: String },
-    TopicChanged { by: String, topic: String },
-    OwnerChanged { from: String, to: String },
+    Created {
+        by: String,
+    },
+    MemberAdded {
+        by: String,
+        user: String,
+    },
+    MemberRemoved {
+        by: String,
+        user: String,
+    },
+    MemberLeft {
+        user: String,
+    },
+    Promoted {
+        by: String,
+        user: String,
+    },
+    Demoted {
+        by: String,
+        user: String,
+    },
+    Renamed {
+        by: String,
+        from: String,
+        to: String,
+    },
+    TopicChanged {
+        by: String,
+        topic: String,
+    },
+    OwnerChanged {
+        from: String,
+        to: String,
+    },
 }
 
 impl TimelineEvent {

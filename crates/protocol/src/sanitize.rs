@@ -225,7 +225,13 @@ mod filename_tests {
 
     #[test]
     fn keeps_ordinary_names() {
-        for name in ["report.pdf", "photo 2026-11-28.jpg", "日本語.txt", "a", "README"] {
+        for name in [
+            "report.pdf",
+            "photo 2026-11-28.jpg",
+            "日本語.txt",
+            "a",
+            "README",
+        ] {
             assert_eq!(filename(name), name);
         }
     }

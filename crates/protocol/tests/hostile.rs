@@ -16,7 +16,10 @@ fn terminal_output_is_safe_and_idempotent() {
         assert_eq!(terminal(&once), once, "{name}: not idempotent");
         let line = single_line(&text);
         hostile::assert_terminal_safe(&name, &line);
-        assert!(!line.contains(['\n', '\t']), "{name}: single_line kept a line break");
+        assert!(
+            !line.contains(['\n', '\t']),
+            "{name}: single_line kept a line break"
+        );
     }
 }
 
@@ -28,7 +31,10 @@ fn harmless_text_is_kept() {
         .unwrap()
         .1;
     assert_eq!(terminal(benign), benign);
-    assert_eq!(terminal(&hostile::huge_plain_line()), hostile::huge_plain_line());
+    assert_eq!(
+        terminal(&hostile::huge_plain_line()),
+        hostile::huge_plain_line()
+    );
     // The visible text around and after sequences survives.
     assert_eq!(terminal("\x1b]0;pwned title\x07after"), "after");
     assert_eq!(terminal("copy\x1b]52;c;Y3Vy\x07this"), "copythis");
@@ -52,8 +58,14 @@ fn filenames_from_the_corpus_are_safe() {
     for (name, text) in hostile::all() {
         let f = filename(&text);
         hostile::assert_terminal_safe(&name, &f);
-        assert!(!f.is_empty() && f.len() <= MAX_FILENAME_BYTES, "{name}: {f:?}");
-        assert!(!f.starts_with('.') && !f.contains(['/', '\\', '\n', '\t']), "{name}: {f:?}");
+        assert!(
+            !f.is_empty() && f.len() <= MAX_FILENAME_BYTES,
+            "{name}: {f:?}"
+        );
+        assert!(
+            !f.starts_with('.') && !f.contains(['/', '\\', '\n', '\t']),
+            "{name}: {f:?}"
+        );
         assert_eq!(filename(&f), f, "{name}: not idempotent");
     }
 }

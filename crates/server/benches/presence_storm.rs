@@ -97,7 +97,7 @@ fn main() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     anyhow::ensure!(
-        users >= 100 && users % 100 == 0,
+        users >= 100 && users.is_multiple_of(100),
         "NATTER_BENCH_USERS: a multiple of 100"
     );
     tokio::runtime::Builder::new_multi_thread()

@@ -9,7 +9,7 @@
 //! straight to this node's hub; a NATS-backed one would publish them to every node.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
@@ -151,7 +151,11 @@ impl Hub {
 
     /// Closes every connection of `user` on this node at once (account disabled).
     pub fn disconnect_user(&self, user: UserId) {
-        let removed = self.conns.write().unwrap_or_else(|e| e.into_inner()).remove(&user);
+        let removed = self
+            .conns
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&user);
         for entry in removed.into_iter().flatten() {
             entry.kick_reason.store(KICK_DISABLED, Ordering::Relaxed);
             entry.kick.notify_one();
@@ -160,7 +164,11 @@ impl Hub {
 
     /// Open connections of one user on this node.
     pub fn connections_of(&self, user: UserId) -> usize {
-        self.conns.read().unwrap_or_else(|e| e.into_inner()).get(&user).map_or(0, Vec::len)
+        self.conns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&user)
+            .map_or(0, Vec::len)
     }
 
     pub fn connection_count(&self) -> usize {

@@ -140,8 +140,8 @@ impl Server {
                     app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
                 )
                 .with_graceful_shutdown(shutdown)
-                    .await
-                    .context("server failed")?;
+                .await
+                .context("server failed")?;
             }
             Some(tls) => {
                 let handle = axum_server::Handle::new();

@@ -94,7 +94,11 @@ fn run() -> anyhow::Result<ExitCode> {
                 writeln!(out, "tls certificate sha256 fingerprint {fp}")?;
             }
             if let Some(path) = server.generated_cert() {
-                writeln!(out, "tls self-signed certificate written to {}", path.display())?;
+                writeln!(
+                    out,
+                    "tls self-signed certificate written to {}",
+                    path.display()
+                )?;
             }
             writeln!(out, "listening on {}://{addr}", server.scheme())?;
             out.flush()?;

@@ -24,7 +24,11 @@ pub struct Tls {
 
 /// `AB:CD:...` of the SHA-256 of a DER certificate: the form `natter --pin` takes.
 pub fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Sets up TLS when the configuration asks for it.
@@ -40,18 +44,28 @@ pub async fn load(config: &Config, data_dir: &Path) -> anyhow::Result<Option<Tls
             let rustls = RustlsConfig::from_pem_file(cert, key)
                 .await
                 .with_context(|| format!("cannot use {} and {}", cert.display(), key.display()))?;
-            Ok(Some(Tls { config: rustls, fingerprint: fingerprint(&first), generated_cert: None }))
+            Ok(Some(Tls {
+                config: rustls,
+                fingerprint: fingerprint(&first),
+                generated_cert: None,
+            }))
         }
         (None, None, true) => self_signed(config.listen, data_dir).await.map(Some),
         (Some(_), None, _) | (None, Some(_), _) => {
             anyhow::bail!("--tls-cert and --tls-key go together: give both")
         }
-        (_, _, true) => anyhow::bail!("--tls-self-signed cannot be combined with --tls-cert/--tls-key"),
+        (_, _, true) => {
+            anyhow::bail!("--tls-self-signed cannot be combined with --tls-cert/--tls-key")
+        }
     }
 }
 
 async fn self_signed(listen: SocketAddr, data_dir: &Path) -> anyhow::Result<Tls> {
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if !listen.ip().is_unspecified() {
         names.push(listen.ip().to_string());
     }
@@ -61,9 +75,17 @@ async fn self_signed(listen: SocketAddr, data_dir: &Path) -> anyhow::Result<Tls>
     let dir = data_dir.join("tls");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join("self-signed.crt");
-    std::fs::write(&path, cert.pem()).with_context(|| format!("cannot write {}", path.display()))?;
-    let rustls = RustlsConfig::from_pem(cert.pem().into_bytes(), signing_key.serialize_pem().into_bytes())
-        .await
-        .context("cannot use the generated certificate")?;
-    Ok(Tls { config: rustls, fingerprint: fingerprint(cert.der()), generated_cert: Some(path) })
+    std::fs::write(&path, cert.pem())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let rustls = RustlsConfig::from_pem(
+        cert.pem().into_bytes(),
+        signing_key.serialize_pem().into_bytes(),
+    )
+    .await
+    .context("cannot use the generated certificate")?;
+    Ok(Tls {
+        config: rustls,
+        fingerprint: fingerprint(cert.der()),
+        generated_cert: Some(path),
+    })
 }

@@ -127,7 +127,14 @@ fn main() {
             }
         }
     }
-    println!("natter-tui benchmarks ({COLS}x{ROWS}, {} build)", if cfg!(debug_assertions) { "debug" } else { "release" });
+    println!(
+        "natter-tui benchmarks ({COLS}x{ROWS}, {} build)",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -72,7 +72,10 @@ pub fn initial_state(client: &Client, opts: &Options) -> State {
     state.wall = OffsetDateTime::now_utc();
     if !problems.is_empty() {
         state.notify(problems.join("; "), true);
-        state.notice.as_mut().map(|n| n.until += Duration::from_secs(20));
+        state
+            .notice
+            .as_mut()
+            .map(|n| n.until += Duration::from_secs(20));
     }
     state
 }
@@ -114,7 +117,9 @@ pub fn from_core(ev: CoreEvent) -> Option<Event> {
         CoreEvent::ConnectionState(s) => Event::Link(match s {
             ConnectionState::Connecting => LinkEvent::Connecting,
             ConnectionState::Online => LinkEvent::Online,
-            ConnectionState::Offline { retry_in, reason } => LinkEvent::Offline { retry_in, reason },
+            ConnectionState::Offline { retry_in, reason } => {
+                LinkEvent::Offline { retry_in, reason }
+            }
             ConnectionState::Error { message, .. } => LinkEvent::Error(message),
         }),
         CoreEvent::Message(m) => Event::Message {
@@ -577,8 +582,8 @@ pub fn exec(fx: Effect, ctx: &Ctx) {
                         for m in &page.messages {
                             let _ = client.cache().put_message(m);
                         }
-                        let complete = !page.has_more
-                            || page.messages.first().is_some_and(|m| m.seq <= 1);
+                        let complete =
+                            !page.has_more || page.messages.first().is_some_and(|m| m.seq <= 1);
                         report(Event::History {
                             conversation_id,
                             messages: page.messages,
@@ -648,11 +653,9 @@ pub fn exec(fx: Effect, ctx: &Ctx) {
                         }
                     }
                     GroupOp::Add { name, users } => match client.add_members(&name, users).await {
-                        Ok(g) => Event::Done(Ok(format!(
-                            "#{} has {} members",
-                            g.name,
-                            g.members.len()
-                        ))),
+                        Ok(g) => {
+                            Event::Done(Ok(format!("#{} has {} members", g.name, g.members.len())))
+                        }
                         Err(e) => Event::Done(Err(e.to_string())),
                     },
                     GroupOp::Remove { name, user } => {
@@ -718,7 +721,9 @@ pub fn exec(fx: Effect, ctx: &Ctx) {
                     Err(e) => Err(e.into()),
                 };
                 if let Err(e) = result {
-                    report(Event::Done(Err(format!("cannot change mute of {target}: {e}"))));
+                    report(Event::Done(Err(format!(
+                        "cannot change mute of {target}: {e}"
+                    ))));
                 }
             });
         }

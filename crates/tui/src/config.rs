@@ -160,7 +160,12 @@ impl Config {
         let raw: RawConfig = match toml::from_str(text) {
             Ok(r) => r,
             Err(e) => {
-                let first = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+                let first = e
+                    .message()
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid TOML")
+                    .to_string();
                 return (
                     Config::default(),
                     vec![format!("{FILE_NAME} ignored: {first}")],
@@ -281,7 +286,8 @@ kill_to_end = ["ctrl-k"]
 
     #[test]
     fn problems_are_reported_and_defaults_kept() {
-        let (c, problems) = Config::parse("timestamp_format = \"[nope]\"\n[theme]\naccent = \"blurple\"\n");
+        let (c, problems) =
+            Config::parse("timestamp_format = \"[nope]\"\n[theme]\naccent = \"blurple\"\n");
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert_eq!(c.timestamp_source, DEFAULT_TIMESTAMP);
         assert_eq!(c.theme.accent, Color::Cyan);

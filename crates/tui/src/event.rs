@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyEvent, MouseEvent};
 use natter_client_core::OutboxEntry;
 use natter_protocol::{
-    ConversationId, ConversationInfo, ConversationState, Message, Presence, PresenceState,
-    Receipt, SendAck, Seq, Settings,
+    ConversationId, ConversationInfo, ConversationState, Message, Presence, PresenceState, Receipt,
+    SendAck, Seq, Settings,
 };
 
 /// Connection state as reported by the client library.
@@ -36,38 +36,78 @@ pub enum Event {
     Paste(String),
     Resize(u16, u16),
     /// The clock moved (about once a second): expires typing indicators and notices.
-    Tick { now: Instant, wall: time::OffsetDateTime },
+    Tick {
+        now: Instant,
+        wall: time::OffsetDateTime,
+    },
     /// SIGTERM, SIGHUP or SIGINT.
     Terminate,
 
     // ----- from the connection -----
     Link(LinkEvent),
-    Message { message: Message, conversation: ConversationInfo, replayed: bool },
+    Message {
+        message: Message,
+        conversation: ConversationInfo,
+        replayed: bool,
+    },
     Conversation(ConversationInfo),
-    Removed { conversation_id: ConversationId, target: Option<String> },
+    Removed {
+        conversation_id: ConversationId,
+        target: Option<String>,
+    },
     ServerError(String),
-    OutboxSent { client_id: String, ack: SendAck },
-    OutboxFailed { client_id: String, error: String },
+    OutboxSent {
+        client_id: String,
+        ack: SendAck,
+    },
+    OutboxFailed {
+        client_id: String,
+        error: String,
+    },
     Presence(Vec<Presence>),
-    Typing { conversation_id: ConversationId, user: String, active: bool },
+    Typing {
+        conversation_id: ConversationId,
+        user: String,
+        active: bool,
+    },
     Receipt(Receipt),
     ConversationState(ConversationState),
     /// The user's unread count in a conversation changed (new message, read elsewhere).
-    Unread { conversation_id: ConversationId, unread: u64, read_seq: Seq },
+    Unread {
+        conversation_id: ConversationId,
+        unread: u64,
+        read_seq: Seq,
+    },
     Settings(Settings),
 
     // ----- results of effects -----
     Conversations(Vec<ConversationInfo>),
     Outbox(Vec<OutboxEntry>),
-    History { conversation_id: ConversationId, messages: Vec<Message>, page: Page },
-    HistoryFailed { conversation_id: ConversationId, error: String },
+    History {
+        conversation_id: ConversationId,
+        messages: Vec<Message>,
+        page: Page,
+    },
+    HistoryFailed {
+        conversation_id: ConversationId,
+        error: String,
+    },
     /// `/msg` opened a conversation; `text` is sent there next.
-    Opened { info: ConversationInfo, text: Option<String> },
-    Queued { client_id: String, result: Result<(), String> },
+    Opened {
+        info: ConversationInfo,
+        text: Option<String>,
+    },
+    Queued {
+        client_id: String,
+        result: Result<(), String>,
+    },
     /// A command finished: a line for the status bar, or an error.
     Done(Result<String, String>),
     /// A command produced something to read (e.g. `/group info`).
-    Info { title: String, lines: Vec<String> },
+    Info {
+        title: String,
+        lines: Vec<String>,
+    },
     /// The external editor finished; `Ok(None)`: nothing was written.
     Edited(Result<Option<String>, String>),
 }
@@ -87,21 +127,47 @@ pub enum GroupOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Persist the message in the outbox and have the connection flush it.
-    Send { target: String, client_id: String, text: String },
+    Send {
+        target: String,
+        client_id: String,
+        text: String,
+    },
     /// Ask the connection to flush the outbox now.
     Flush,
-    LoadLatest { conversation_id: ConversationId },
+    LoadLatest {
+        conversation_id: ConversationId,
+    },
     /// Older messages: from the cache, else from the server.
-    LoadOlder { conversation_id: ConversationId, before: Seq },
+    LoadOlder {
+        conversation_id: ConversationId,
+        before: Seq,
+    },
     RefreshConversations,
-    Open { target: String, text: Option<String> },
+    Open {
+        target: String,
+        text: Option<String>,
+    },
     Group(GroupOp),
-    MarkRead { conversation_id: ConversationId, seq: Seq },
-    Typing { conversation_id: ConversationId, active: bool },
+    MarkRead {
+        conversation_id: ConversationId,
+        seq: Seq,
+    },
+    Typing {
+        conversation_id: ConversationId,
+        active: bool,
+    },
     SetPresence(PresenceState),
-    Mute { target: String, muted: bool },
-    Notify { title: String, body: String },
+    Mute {
+        target: String,
+        muted: bool,
+    },
+    Notify {
+        title: String,
+        body: String,
+    },
     /// Suspend the interface and edit `text` in `$EDITOR`.
-    Edit { text: String },
+    Edit {
+        text: String,
+    },
     Quit,
 }

@@ -201,8 +201,9 @@ impl Action {
             Action::PrevConversation => vec!["ctrl-p", "alt-up"],
             Action::NextActive => vec!["alt-a", "alt-A"],
             Action::Jump(n) => vec![
-                ["alt-1", "alt-2", "alt-3", "alt-4", "alt-5", "alt-6", "alt-7", "alt-8", "alt-9"]
-                    [usize::from(n - 1)],
+                [
+                    "alt-1", "alt-2", "alt-3", "alt-4", "alt-5", "alt-6", "alt-7", "alt-8", "alt-9",
+                ][usize::from(n - 1)],
             ],
             Action::PageUp => vec!["pageup"],
             Action::PageDown => vec!["pagedown"],
@@ -221,7 +222,8 @@ pub struct KeySpec {
 
 impl KeySpec {
     pub fn from_event(ev: &KeyEvent) -> KeySpec {
-        let mut mods = ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let mut mods =
+            ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
         let code = match ev.code {
             KeyCode::Char(c) => {
                 mods.remove(KeyModifiers::SHIFT);
@@ -436,14 +438,20 @@ mod tests {
             Some(Action::Jump(3))
         );
         assert_eq!(
-            km.action(&key(KeyCode::Char('A'), KeyModifiers::ALT | KeyModifiers::SHIFT)),
+            km.action(&key(
+                KeyCode::Char('A'),
+                KeyModifiers::ALT | KeyModifiers::SHIFT
+            )),
             Some(Action::NextActive)
         );
         assert_eq!(
             km.action(&key(KeyCode::F(1), KeyModifiers::NONE)),
             Some(Action::Help)
         );
-        assert_eq!(km.action(&key(KeyCode::Char('x'), KeyModifiers::NONE)), None);
+        assert_eq!(
+            km.action(&key(KeyCode::Char('x'), KeyModifiers::NONE)),
+            None
+        );
         assert_eq!(KeySpec::parse("C-x").unwrap().to_string(), "Ctrl-X");
         assert_eq!(KeySpec::parse("M-f").unwrap().to_string(), "Alt-f");
         assert!(KeySpec::parse("ctrl-nope").is_err());

@@ -62,7 +62,11 @@ pub fn input_rows(text: &str, cursor: usize, width: usize) -> (Vec<String>, (usi
 }
 
 pub fn sidebar_width(cols: u16) -> u16 {
-    if cols < 60 { 0 } else { (cols / 5).clamp(16, 28) }
+    if cols < 60 {
+        0
+    } else {
+        (cols / 5).clamp(16, 28)
+    }
 }
 
 pub fn areas(state: &State, full: Rect) -> Areas {
@@ -88,7 +92,10 @@ pub fn areas(state: &State, full: Rect) -> Areas {
     let input_w = usize::from(main.width.saturating_sub(PROMPT_WIDTH));
     let (rows, _) = input_rows(state.input.text(), state.input.cursor(), input_w);
     let input_h = (rows.len().clamp(1, INPUT_MAX_ROWS) as u16).min(main.height.saturating_sub(3));
-    let header = Rect { height: main.height.min(1), ..main };
+    let header = Rect {
+        height: main.height.min(1),
+        ..main
+    };
     let input = Rect {
         y: main.y + main.height.saturating_sub(input_h),
         height: input_h,

@@ -216,7 +216,11 @@ impl Conv {
         match key {
             Key::Pending(0) => self.messages.keys().next_back().map(|s| Key::Seq(*s)),
             Key::Pending(i) => Some(Key::Pending(i - 1)),
-            Key::Seq(s) => self.messages.range(..s).next_back().map(|(s, _)| Key::Seq(*s)),
+            Key::Seq(s) => self
+                .messages
+                .range(..s)
+                .next_back()
+                .map(|(s, _)| Key::Seq(*s)),
         }
     }
 
@@ -285,7 +289,14 @@ impl Conv {
 
     /// Applies a receipt for the user's message `message_seq`: counts only grow, and
     /// older messages have at least the counts of newer ones (markers are positions).
-    pub fn apply_receipt(&mut self, me: &str, kind: ReceiptKind, message_seq: Seq, count: u32, of: u32) {
+    pub fn apply_receipt(
+        &mut self,
+        me: &str,
+        kind: ReceiptKind,
+        message_seq: Seq,
+        count: u32,
+        of: u32,
+    ) {
         for (_, m) in self.messages.range_mut(..=message_seq).rev() {
             if m.sender != me {
                 continue;
@@ -323,10 +334,15 @@ pub enum Link {
 /// A popup over the main view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Overlay {
-    Help { scroll: usize },
+    Help {
+        scroll: usize,
+    },
     Switcher(Switcher),
     /// Output of a command such as `/group info`.
-    Info { title: String, lines: Vec<String> },
+    Info {
+        title: String,
+        lines: Vec<String>,
+    },
 }
 
 /// The quick switcher: a query and the entries it matches, best first.

@@ -76,13 +76,7 @@ pub fn format_time(state: &State, t: OffsetDateTime) -> String {
 
 fn day_label(state: &State, t: OffsetDateTime) -> String {
     let d = local(state, t);
-    format!(
-        "{}, {} {} {}",
-        d.weekday(),
-        d.day(),
-        d.month(),
-        d.year()
-    )
+    format!("{}, {} {} {}", d.weekday(), d.day(), d.month(), d.year())
 }
 
 /// The color of a sender's name: a stable hash over the theme's palette.
@@ -114,7 +108,8 @@ pub fn item_lines(state: &State, conv: &Conv, key: Key, width: u16) -> Vec<Line<
             Style::default().fg(theme.dim),
         ));
     }
-    let new_day = prev.is_none_or(|p| local(state, p.sent_at).date() != local(state, m.sent_at).date());
+    let new_day =
+        prev.is_none_or(|p| local(state, p.sent_at).date() != local(state, m.sent_at).date());
     if new_day {
         let label = format!(" {} ", day_label(state, m.sent_at));
         let lw = label.width();
@@ -131,20 +126,24 @@ pub fn item_lines(state: &State, conv: &Conv, key: Key, width: u16) -> Vec<Line<
             let lead = if i == 0 { "· " } else { "  " };
             lines.push(Line::styled(
                 format!("{}{lead}{text}", " ".repeat(INDENT)),
-                Style::default().fg(theme.dim).add_modifier(Modifier::ITALIC),
+                Style::default()
+                    .fg(theme.dim)
+                    .add_modifier(Modifier::ITALIC),
             ));
         }
         return lines;
     }
     let header = new_day
-        || prev.is_none_or(|p| {
-            p.sender != m.sender || p.system || m.sent_at - p.sent_at > GROUP_GAP
-        });
+        || prev
+            .is_none_or(|p| p.sender != m.sender || p.system || m.sent_at - p.sent_at > GROUP_GAP);
     if header {
         lines.push(Line::from(vec![
             Span::styled(m.sender.clone(), name_style(state, &m.sender)),
             Span::raw(" "),
-            Span::styled(format_time(state, m.sent_at), Style::default().fg(theme.dim)),
+            Span::styled(
+                format_time(state, m.sent_at),
+                Style::default().fg(theme.dim),
+            ),
         ]));
     }
     let body_width = width.saturating_sub(INDENT + MARK_WIDTH).max(1);
@@ -158,10 +157,18 @@ pub fn item_lines(state: &State, conv: &Conv, key: Key, width: u16) -> Vec<Line<
         if mine && i + 1 == n {
             let (mark, style) = match m.mark() {
                 Mark::Pending => ("…", Style::default().fg(theme.dim)),
-                Mark::Failed => ("!", Style::default().fg(theme.error).add_modifier(Modifier::BOLD)),
+                Mark::Failed => (
+                    "!",
+                    Style::default()
+                        .fg(theme.error)
+                        .add_modifier(Modifier::BOLD),
+                ),
                 Mark::Sent => ("✓", Style::default().fg(theme.dim)),
                 Mark::Delivered => ("✓✓", Style::default().fg(theme.dim)),
-                Mark::Read => ("✔✔", Style::default().fg(theme.read).add_modifier(Modifier::BOLD)),
+                Mark::Read => (
+                    "✔✔",
+                    Style::default().fg(theme.read).add_modifier(Modifier::BOLD),
+                ),
             };
             let pad = width.saturating_sub(INDENT + tw + mark.width());
             spans.push(Span::raw(" ".repeat(pad)));
@@ -191,7 +198,13 @@ pub fn follow_top(state: &State, conv: &Conv, width: u16, rows: usize) -> (Optio
         let h = height(state, conv, k, width);
         total += h;
         if total >= rows {
-            return (Some(Anchor { key: k, offset: total - rows }), false);
+            return (
+                Some(Anchor {
+                    key: k,
+                    offset: total - rows,
+                }),
+                false,
+            );
         }
         key = conv.prev_key(k);
     }
@@ -199,7 +212,13 @@ pub fn follow_top(state: &State, conv: &Conv, width: u16, rows: usize) -> (Optio
 }
 
 /// Scrolls up `n` lines. Returns the new anchor and whether the top was reached.
-pub fn scroll_up(state: &State, conv: &Conv, width: u16, rows: usize, n: usize) -> (Option<Anchor>, bool) {
+pub fn scroll_up(
+    state: &State,
+    conv: &Conv,
+    width: u16,
+    rows: usize,
+    n: usize,
+) -> (Option<Anchor>, bool) {
     let start = match conv.anchor {
         Some(a) => Some(a),
         None => follow_top(state, conv, width, rows).0,
@@ -250,7 +269,13 @@ fn lines_from(state: &State, conv: &Conv, a: Anchor, width: u16, limit: usize) -
 }
 
 /// Scrolls down `n` lines; `None` means back to following the newest message.
-pub fn scroll_down(state: &State, conv: &Conv, width: u16, rows: usize, n: usize) -> Option<Anchor> {
+pub fn scroll_down(
+    state: &State,
+    conv: &Conv,
+    width: u16,
+    rows: usize,
+    n: usize,
+) -> Option<Anchor> {
     let mut a = conv.anchor?;
     a.offset += n;
     loop {

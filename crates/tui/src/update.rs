@@ -125,7 +125,8 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
             }
             s.dirty = true;
         }
-        Event::OutboxFailed { client_id, error } | Event::Queued {
+        Event::OutboxFailed { client_id, error }
+        | Event::Queued {
             client_id,
             result: Err(error),
         } => {
@@ -282,7 +283,9 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
             s.users.extend(users);
             if s.selected == Some(conversation_id) {
                 mark_viewed(s, &mut fx);
-                if s.current().is_some_and(|c| c.anchor.is_some() && timeline::wants_older(c)) {
+                if s.current()
+                    .is_some_and(|c| c.anchor.is_some() && timeline::wants_older(c))
+                {
                     load_older(s, &mut fx);
                 }
             }
@@ -350,7 +353,8 @@ fn tick(s: &mut State, now: std::time::Instant, wall: time::OffsetDateTime, fx: 
     }
     if s.link == Link::Online
         && s.queued() > 0
-        && s.last_flush.is_none_or(|t| now.duration_since(t) >= FLUSH_EVERY)
+        && s.last_flush
+            .is_none_or(|t| now.duration_since(t) >= FLUSH_EVERY)
     {
         s.last_flush = Some(now);
         fx.push(Effect::Flush);
@@ -481,7 +485,9 @@ fn select(s: &mut State, id: ConversationId, fx: &mut Vec<Effect>) {
         && !c.opened
     {
         c.opened = true;
-        fx.push(Effect::LoadLatest { conversation_id: id });
+        fx.push(Effect::LoadLatest {
+            conversation_id: id,
+        });
     }
     mark_viewed(s, fx);
 }
@@ -512,7 +518,11 @@ fn next_active(s: &mut State, fx: &mut Vec<Effect>) {
     let pick = order
         .iter()
         .find(|&&i| s.convs[i].mentions > 0)
-        .or_else(|| order.iter().find(|&&i| s.convs[i].unread > 0 && !s.convs[i].muted))
+        .or_else(|| {
+            order
+                .iter()
+                .find(|&&i| s.convs[i].unread > 0 && !s.convs[i].muted)
+        })
         .or_else(|| order.iter().find(|&&i| s.convs[i].unread > 0))
         .copied();
     match pick {
@@ -591,7 +601,9 @@ fn typed(s: &mut State, fx: &mut Vec<Effect>) {
         return;
     }
     let due = match s.typing_sent {
-        Some((c, t)) if c == id => s.now.duration_since(t) >= Duration::from_secs(TYPING_RENEW_SECS),
+        Some((c, t)) if c == id => {
+            s.now.duration_since(t) >= Duration::from_secs(TYPING_RENEW_SECS)
+        }
         _ => true,
     };
     if due {
@@ -740,7 +752,8 @@ fn overlay_key(s: &mut State, key: KeyEvent, fx: &mut Vec<Effect>) {
         Some(Overlay::Info { .. }) => s.overlay = None,
         Some(Overlay::Switcher(sw)) => {
             match (key.code, action) {
-                (KeyCode::Esc, _) | (_, Some(Action::Switcher | Action::Interrupt | Action::Cancel)) => {
+                (KeyCode::Esc, _)
+                | (_, Some(Action::Switcher | Action::Interrupt | Action::Cancel)) => {
                     s.overlay = None;
                     return;
                 }
@@ -859,7 +872,10 @@ fn send_text(s: &mut State, text: String, fx: &mut Vec<Effect>) -> bool {
     let me = s.me.clone();
     let wall = s.wall;
     let Some(c) = s.current_mut() else {
-        s.notify("no conversation selected: press Ctrl-K or type /msg @user", true);
+        s.notify(
+            "no conversation selected: press Ctrl-K or type /msg @user",
+            true,
+        );
         return false;
     };
     let client_id = uuid::Uuid::now_v7().to_string();
@@ -1056,9 +1072,11 @@ fn complete(s: &mut State) {
             (Some("/group" | "/g"), 1) => GROUP_SUBCOMMANDS.iter().map(|s| s.to_string()).collect(),
             (Some("/group" | "/g"), 2) => groups.clone(),
             (Some("/group" | "/g"), _) => users.clone(),
-            (Some("/msg" | "/m" | "/query" | "/mute" | "/unmute"), 1) => {
-                users.iter().cloned().chain(groups.iter().cloned()).collect()
-            }
+            (Some("/msg" | "/m" | "/query" | "/mute" | "/unmute"), 1) => users
+                .iter()
+                .cloned()
+                .chain(groups.iter().cloned())
+                .collect(),
             _ if word.starts_with('@') => users.clone(),
             _ => Vec::new(),
         }
@@ -1074,7 +1092,8 @@ fn complete(s: &mut State) {
         0 => s.notify(format!("no completion for {word:?}"), false),
         1 => {
             let end = s.input.cursor();
-            s.input.replace_range(start, end, &format!("{} ", matches[0]));
+            s.input
+                .replace_range(start, end, &format!("{} ", matches[0]));
         }
         _ => {
             let end = s.input.cursor();

@@ -195,22 +195,35 @@ fn render_sidebar(state: &State, area: Rect, buf: &mut Buffer) {
             false,
         ));
         for c in convs {
-            lines.push((sidebar_entry(state, c, inner.width), state.selected == Some(c.id)));
+            lines.push((
+                sidebar_entry(state, c, inner.width),
+                state.selected == Some(c.id),
+            ));
         }
     }
     if state.convs.is_empty() {
         lines.push((Line::raw(""), false));
         for l in ["Nothing yet:", "/msg @user", "or Ctrl-K"] {
-            lines.push((Line::styled(format!(" {l}"), Style::default().fg(t.dim)), false));
+            lines.push((
+                Line::styled(format!(" {l}"), Style::default().fg(t.dim)),
+                false,
+            ));
         }
     }
     let h = usize::from(inner.height);
     let sel = lines.iter().position(|(_, s)| *s).unwrap_or(0);
-    let first = if lines.len() <= h || sel < h { 0 } else { (sel + 1 - h).min(lines.len() - h) };
+    let first = if lines.len() <= h || sel < h {
+        0
+    } else {
+        (sel + 1 - h).min(lines.len() - h)
+    };
     for (i, (line, _)) in lines.into_iter().skip(first).take(h).enumerate() {
         let y = inner.y + i as u16;
         if let Some(bg) = line.style.bg {
-            buf.set_style(Rect::new(inner.x, y, inner.width, 1), Style::default().bg(bg));
+            buf.set_style(
+                Rect::new(inner.x, y, inner.width, 1),
+                Style::default().bg(bg),
+            );
         }
         buf.set_line(inner.x, y, &line, inner.width);
     }
@@ -220,7 +233,12 @@ fn render_header(state: &State, area: Rect, buf: &mut Buffer) {
     let t = &state.config.theme;
     buf.set_style(area, Style::default().bg(t.status_bg));
     let Some(c) = state.current() else {
-        buf.set_string(area.x + 1, area.y, "natter", Style::default().bg(t.status_bg));
+        buf.set_string(
+            area.x + 1,
+            area.y,
+            "natter",
+            Style::default().bg(t.status_bg),
+        );
         return;
     };
     let mut spans = vec![Span::styled(
@@ -235,7 +253,8 @@ fn render_header(state: &State, area: Rect, buf: &mut Buffer) {
         ConversationKind::Direct => {
             if let Some(p) = c.peer.as_deref().and_then(|p| state.presence.get(p)) {
                 spans.push(Span::styled(" · ", dim));
-                spans.push(presence_dot(state, c.peer.as_deref().unwrap_or("")).unwrap_or_default());
+                spans
+                    .push(presence_dot(state, c.peer.as_deref().unwrap_or("")).unwrap_or_default());
                 spans.push(Span::styled(format!(" {}", p.as_str()), dim));
             }
         }
@@ -312,7 +331,10 @@ fn render_input(state: &State, rule: Rect, area: Rect, buf: &mut Buffer) {
     let first = first_input_row(rows.len(), row, usize::from(area.height));
     if state.input.is_empty() {
         let hint = match state.current() {
-            Some(c) => format!("message {}  (Enter send · Alt-Enter newline · F1 help)", c.title()),
+            Some(c) => format!(
+                "message {}  (Enter send · Alt-Enter newline · F1 help)",
+                c.title()
+            ),
             None => "type /msg @user, or press Ctrl-K".to_string(),
         };
         buf.set_string(area.x, area.y, "› ", Style::default().fg(t.accent));
@@ -325,7 +347,12 @@ fn render_input(state: &State, rule: Rect, area: Rect, buf: &mut Buffer) {
         );
         return;
     }
-    for (i, text) in rows.iter().skip(first).take(usize::from(area.height)).enumerate() {
+    for (i, text) in rows
+        .iter()
+        .skip(first)
+        .take(usize::from(area.height))
+        .enumerate()
+    {
         let y = area.y + i as u16;
         let prompt = if first + i == 0 { "› " } else { "  " };
         buf.set_string(area.x, y, prompt, Style::default().fg(t.accent));
@@ -377,7 +404,10 @@ fn render_status(state: &State, area: Rect, buf: &mut Buffer) {
         spans.push(Span::styled(n.text.clone(), style));
     } else if let Some(typing) = typing_line(state) {
         spans.push(Span::raw("  "));
-        spans.push(Span::styled(typing, Style::default().fg(t.accent).add_modifier(Modifier::ITALIC)));
+        spans.push(Span::styled(
+            typing,
+            Style::default().fg(t.accent).add_modifier(Modifier::ITALIC),
+        ));
     }
     let help = " F1 help ";
     let left = Line::from(spans);
@@ -394,8 +424,12 @@ fn render_status(state: &State, area: Rect, buf: &mut Buffer) {
 }
 
 fn popup(area: Rect, width: u16, height: u16) -> Rect {
-    let w = width.min(area.width.saturating_sub(2)).max(10.min(area.width));
-    let h = height.min(area.height.saturating_sub(2)).max(3.min(area.height));
+    let w = width
+        .min(area.width.saturating_sub(2))
+        .max(10.min(area.width));
+    let h = height
+        .min(area.height.saturating_sub(2))
+        .max(3.min(area.height));
     Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
@@ -434,8 +468,17 @@ pub fn help_lines(state: &State) -> Vec<Line<'static>> {
         }
     }
     rows.push(("wheel".into(), "scroll the timeline".into()));
-    let col = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0).min(18) + 2;
-    let mut out = vec![Line::styled("Keys", Style::default().add_modifier(Modifier::BOLD))];
+    let col = rows
+        .iter()
+        .map(|(k, _)| k.width())
+        .max()
+        .unwrap_or(0)
+        .min(18)
+        + 2;
+    let mut out = vec![Line::styled(
+        "Keys",
+        Style::default().add_modifier(Modifier::BOLD),
+    )];
     for (keys, what) in rows {
         let pad = col.saturating_sub(keys.width()).max(1);
         out.push(Line::from(vec![
@@ -444,7 +487,10 @@ pub fn help_lines(state: &State) -> Vec<Line<'static>> {
         ]));
     }
     out.push(Line::raw(""));
-    out.push(Line::styled("Commands", Style::default().add_modifier(Modifier::BOLD)));
+    out.push(Line::styled(
+        "Commands",
+        Style::default().add_modifier(Modifier::BOLD),
+    ));
     for (cmd, what) in COMMANDS {
         out.push(Line::from(vec![
             Span::styled(format!("  {cmd:<10}"), key_style),
@@ -512,7 +558,9 @@ fn render_switcher(state: &State, area: Rect, buf: &mut Buffer) {
     for (i, e) in sw.matches.iter().enumerate().skip(first).take(rows) {
         let y = inner.y + 1 + (i - first) as u16;
         let style = if i == sw.selected {
-            Style::default().bg(t.selected_bg).add_modifier(Modifier::BOLD)
+            Style::default()
+                .bg(t.selected_bg)
+                .add_modifier(Modifier::BOLD)
         } else {
             Style::default()
         };
@@ -521,7 +569,13 @@ fn render_switcher(state: &State, area: Rect, buf: &mut Buffer) {
         if matches!(e.target, crate::state::SwitchTarget::User(_)) {
             label.push_str("  (new)");
         }
-        buf.set_stringn(inner.x + 1, y, label, usize::from(inner.width.saturating_sub(6)), style);
+        buf.set_stringn(
+            inner.x + 1,
+            y,
+            label,
+            usize::from(inner.width.saturating_sub(6)),
+            style,
+        );
         if e.unread > 0 {
             let n = e.unread.min(999).to_string();
             buf.set_string(
@@ -536,9 +590,17 @@ fn render_switcher(state: &State, area: Rect, buf: &mut Buffer) {
 
 fn render_info(state: &State, area: Rect, title: &str, lines: &[String], buf: &mut Buffer) {
     let h = (lines.len() as u16).saturating_add(2);
-    let w = lines.iter().map(|l| l.width()).max().unwrap_or(0).max(title.width() + 4) as u16 + 4;
+    let w = lines
+        .iter()
+        .map(|l| l.width())
+        .max()
+        .unwrap_or(0)
+        .max(title.width() + 4) as u16
+        + 4;
     let r = popup(area, w.max(30), h);
     Clear.render(r, buf);
     let body: Vec<Line> = lines.iter().map(|l| Line::raw(format!(" {l}"))).collect();
-    Paragraph::new(body).block(block(state, title)).render(r, buf);
+    Paragraph::new(body)
+        .block(block(state, title))
+        .render(r, buf);
 }

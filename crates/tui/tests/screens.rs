@@ -143,13 +143,13 @@ fn offline_with_queued_messages() {
 fn hostile_message_full_of_escape_sequences() {
     let mut w = world();
     let hostile = concat!(
-        "\x1b[2J\x1b[H",              // clear the screen, home
+        "\x1b[2J\x1b[H",                  // clear the screen, home
         "\x1b]0;you have been pwned\x07", // set the window title
-        "\x1b]52;c;ZWNobyBldmls\x07",  // write the clipboard
+        "\x1b]52;c;ZWNobyBldmls\x07",     // write the clipboard
         "\x1b[31mred\x1b[0m ",
-        "\x1bP+q544e\x1b\\",          // DCS query
-        "\u{9b}6n",                    // 8-bit CSI: report the cursor
-        "\u{202e}gnp.exe\u{202c} ",    // right-to-left override
+        "\x1bP+q544e\x1b\\",        // DCS query
+        "\u{9b}6n",                 // 8-bit CSI: report the cursor
+        "\u{202e}gnp.exe\u{202c} ", // right-to-left override
         "bell\x07 back\x08space\r\n",
         "\x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\ done",
     );
@@ -161,7 +161,10 @@ fn hostile_message_full_of_escape_sequences() {
     let shown = screen(&w.state, 80, 24);
     assert!(shown.contains("red gnp.exe bell backspace"), "{shown}");
     assert!(shown.contains("link done"), "{shown}");
-    assert!(!shown.contains("pwned") && !shown.contains("evil"), "{shown}");
+    assert!(
+        !shown.contains("pwned") && !shown.contains("evil"),
+        "{shown}"
+    );
     insta::assert_snapshot!(shown);
 }
 

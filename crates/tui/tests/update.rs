@@ -4,12 +4,10 @@ mod common;
 
 use common::{World, direct, group, msg, world};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
-use natter_protocol::{
-    ConversationState, Presence, PresenceState, Receipt, ReceiptKind, SendAck,
-};
+use natter_protocol::{ConversationState, Presence, PresenceState, Receipt, ReceiptKind, SendAck};
+use natter_tui::Effect;
 use natter_tui::event::{Event, GroupOp, LinkEvent, Page};
 use natter_tui::state::{Key, Link, Mark, Overlay};
-use natter_tui::Effect;
 
 fn sends(fx: &[Effect]) -> Vec<(String, String, String)> {
     fx.iter()
@@ -52,8 +50,17 @@ fn a_message_elsewhere_counts_as_unread_and_notifies() {
     // Viewing it marks it read.
     let fx = w.alt(KeyCode::Char('3'));
     assert!(fx.contains(&Effect::LoadLatest { conversation_id: 3 }));
-    assert!(fx.contains(&Effect::MarkRead { conversation_id: 3, seq: 2 }), "{fx:?}");
-    let fx = w.history(3, vec![msg(3, 1, "bob", "psst", 25), msg(3, 2, "bob", "hello?", 26)]);
+    assert!(
+        fx.contains(&Effect::MarkRead {
+            conversation_id: 3,
+            seq: 2
+        }),
+        "{fx:?}"
+    );
+    let fx = w.history(
+        3,
+        vec![msg(3, 1, "bob", "psst", 25), msg(3, 2, "bob", "hello?", 26)],
+    );
     assert!(fx.is_empty(), "already marked: {fx:?}");
     assert_eq!(w.state.conv(3).unwrap().unread, 0);
     assert_eq!(w.state.conv(3).unwrap().mentions, 0);
@@ -67,14 +74,29 @@ fn a_message_in_the_open_conversation_is_read_at_once() {
         conversation: group(2, "ops", 7),
         replayed: false,
     });
-    assert_eq!(fx, [Effect::MarkRead { conversation_id: 2, seq: 7 }]);
+    assert_eq!(
+        fx,
+        [Effect::MarkRead {
+            conversation_id: 2,
+            seq: 7
+        }]
+    );
     assert_eq!(w.state.conv(2).unwrap().unread, 0);
     assert_eq!(w.state.conv(2).unwrap().newest_seq(), Some(7));
     // Muted conversations stay quiet unless you are mentioned.
-    w.send(Event::Key(KeyEvent::new(KeyCode::Char('1'), KeyModifiers::ALT)));
+    w.send(Event::Key(KeyEvent::new(
+        KeyCode::Char('1'),
+        KeyModifiers::ALT,
+    )));
     w.type_text("/mute");
     let fx = w.key(KeyCode::Enter);
-    assert_eq!(fx, [Effect::Mute { target: "dev".into(), muted: true }]);
+    assert_eq!(
+        fx,
+        [Effect::Mute {
+            target: "dev".into(),
+            muted: true
+        }]
+    );
     w.alt(KeyCode::Char('2'));
     let fx = w.send(Event::Message {
         message: msg(1, 2, "bob", "noise", 31),
@@ -96,7 +118,10 @@ fn typed_message_goes_pending_then_sent_then_read_in_place() {
     let fx = w.type_text("ship it");
     assert_eq!(
         fx,
-        [Effect::Typing { conversation_id: 2, active: true }],
+        [Effect::Typing {
+            conversation_id: 2,
+            active: true
+        }],
         "typing is announced once, not per key"
     );
     let fx = w.key(KeyCode::Enter);
@@ -222,14 +247,23 @@ fn refused_messages_are_marked_and_explained() {
     assert!(w.state.notice.as_ref().unwrap().text.contains("limit"));
     // Errors from the server land in the status line.
     w.send(Event::ServerError("rate limited: slow down".into()));
-    assert_eq!(w.state.notice.as_ref().unwrap().text, "rate limited: slow down");
+    assert_eq!(
+        w.state.notice.as_ref().unwrap().text,
+        "rate limited: slow down"
+    );
 }
 
 #[test]
 fn untrusted_text_is_sanitized_on_the_way_in() {
     let mut w = world();
     w.send(Event::Message {
-        message: msg(2, 7, "bob", "\x1b[2J\x1b]0;pwned\x07red\x1b[0m\u{202e}exe\tok\u{9b}31m", 30),
+        message: msg(
+            2,
+            7,
+            "bob",
+            "\x1b[2J\x1b]0;pwned\x07red\x1b[0m\u{202e}exe\tok\u{9b}31m",
+            30,
+        ),
         conversation: group(2, "ops", 7),
         replayed: false,
     });
@@ -289,9 +323,15 @@ fn slash_commands_become_effects() {
         run(&mut w, "/group leave"),
         [Effect::Group(GroupOp::Leave { name: "ops".into() })]
     );
-    assert_eq!(run(&mut w, "/away"), [Effect::SetPresence(PresenceState::Away)]);
+    assert_eq!(
+        run(&mut w, "/away"),
+        [Effect::SetPresence(PresenceState::Away)]
+    );
     assert!(w.state.away);
-    assert_eq!(run(&mut w, "/back"), [Effect::SetPresence(PresenceState::Online)]);
+    assert_eq!(
+        run(&mut w, "/back"),
+        [Effect::SetPresence(PresenceState::Online)]
+    );
     assert_eq!(
         run(&mut w, "/unmute @carol"),
         [Effect::Mute {
@@ -300,7 +340,14 @@ fn slash_commands_become_effects() {
         }]
     );
     assert!(run(&mut w, "/bogus").is_empty());
-    assert!(w.state.notice.as_ref().unwrap().text.starts_with("unknown command /bogus"));
+    assert!(
+        w.state
+            .notice
+            .as_ref()
+            .unwrap()
+            .text
+            .starts_with("unknown command /bogus")
+    );
     let fx = run(&mut w, "//not a command");
     assert_eq!(sends(&fx)[0].2, "/not a command");
     run(&mut w, "/help");
@@ -327,7 +374,13 @@ fn read_clears_the_unread_count() {
     assert_eq!(w.state.conv(2).unwrap().unread, 3);
     w.type_text("/read");
     let fx = w.key(KeyCode::Enter);
-    assert_eq!(fx, [Effect::MarkRead { conversation_id: 2, seq: 9 }]);
+    assert_eq!(
+        fx,
+        [Effect::MarkRead {
+            conversation_id: 2,
+            seq: 9
+        }]
+    );
     assert_eq!(w.state.conv(2).unwrap().unread, 0);
 }
 
@@ -345,9 +398,17 @@ fn tab_completes_commands_users_and_groups() {
     assert_eq!(w.state.input.text(), "/group add ops ");
     w.type_text("@");
     w.key(KeyCode::Tab);
-    assert_eq!(w.state.input.text(), "/group add ops @bob", "first of several");
+    assert_eq!(
+        w.state.input.text(),
+        "/group add ops @bob",
+        "first of several"
+    );
     w.key(KeyCode::Tab);
-    assert_eq!(w.state.input.text(), "/group add ops @carol", "Tab again cycles");
+    assert_eq!(
+        w.state.input.text(),
+        "/group add ops @carol",
+        "Tab again cycles"
+    );
     w.ctrl('u');
     w.type_text("thanks @ca");
     w.key(KeyCode::Tab);
@@ -453,8 +514,16 @@ fn readline_keys_history_and_editor() {
     let fx = w.ctrl('e');
     assert!(fx.is_empty(), "Ctrl-E moves to the end first");
     let fx = w.ctrl('e');
-    assert_eq!(fx, [Effect::Edit { text: ">hello big ".into() }], "then opens $EDITOR");
-    w.send(Event::Edited(Ok(Some("from the editor\nline two\n".into()))));
+    assert_eq!(
+        fx,
+        [Effect::Edit {
+            text: ">hello big ".into()
+        }],
+        "then opens $EDITOR"
+    );
+    w.send(Event::Edited(Ok(Some(
+        "from the editor\nline two\n".into(),
+    ))));
     assert_eq!(w.state.input.text(), "from the editor\nline two");
     w.alt(KeyCode::Enter);
     assert_eq!(w.state.input.text(), "from the editor\nline two\n");
@@ -484,11 +553,17 @@ fn typing_is_sent_at_most_every_few_seconds_and_shown_for_others() {
     w.tick(3);
     assert_eq!(
         w.type_text("d"),
-        [Effect::Typing { conversation_id: 2, active: true }]
+        [Effect::Typing {
+            conversation_id: 2,
+            active: true
+        }]
     );
     // Switching away says "stopped".
     let fx = w.alt(KeyCode::Char('1'));
-    assert!(fx.contains(&Effect::Typing { conversation_id: 2, active: false }));
+    assert!(fx.contains(&Effect::Typing {
+        conversation_id: 2,
+        active: false
+    }));
     w.alt(KeyCode::Char('2'));
     w.send(Event::Typing {
         conversation_id: 2,
@@ -525,12 +600,24 @@ fn scrolling_loads_older_history_without_jumping() {
         direct(4, "carol", 0),
     ]));
     let page: Vec<_> = (501..=1000)
-        .map(|s| msg(2, s, if s % 3 == 0 { "bob" } else { "carol" }, &format!("line {s}"), 0))
+        .map(|s| {
+            msg(
+                2,
+                s,
+                if s % 3 == 0 { "bob" } else { "carol" },
+                &format!("line {s}"),
+                0,
+            )
+        })
         .collect();
     w.history(2, page);
     let ops = w.state.conv(2).unwrap();
     assert!(!ops.reached_start && ops.anchor.is_none());
-    assert_eq!(ops.oldest_seq(), Some(501), "the earlier 1..=6 were cut off at the gap");
+    assert_eq!(
+        ops.oldest_seq(),
+        Some(501),
+        "the earlier 1..=6 were cut off at the gap"
+    );
 
     let mut older = None;
     for _ in 0..200 {
@@ -542,21 +629,35 @@ fn scrolling_loads_older_history_without_jumping() {
     }
     assert_eq!(
         older,
-        Some(Effect::LoadOlder { conversation_id: 2, before: 501 })
+        Some(Effect::LoadOlder {
+            conversation_id: 2,
+            before: 501
+        })
     );
     let anchor = w.state.conv(2).unwrap().anchor.expect("scrolled");
     assert!(w.state.conv(2).unwrap().loading_older);
-    assert!(w.key(KeyCode::PageUp).iter().all(|e| !matches!(e, Effect::LoadOlder { .. })), "one load at a time");
+    assert!(
+        w.key(KeyCode::PageUp)
+            .iter()
+            .all(|e| !matches!(e, Effect::LoadOlder { .. })),
+        "one load at a time"
+    );
     let anchor_before_load = w.state.conv(2).unwrap().anchor.unwrap();
     assert!(matches!(anchor.key, Key::Seq(s) if s < 560));
     w.send(Event::History {
         conversation_id: 2,
-        messages: (401..=500).map(|s| msg(2, s, "bob", &format!("line {s}"), 0)).collect(),
+        messages: (401..=500)
+            .map(|s| msg(2, s, "bob", &format!("line {s}"), 0))
+            .collect(),
         page: Page::Older { complete: false },
     });
     let ops = w.state.conv(2).unwrap();
     assert_eq!(ops.oldest_seq(), Some(401));
-    assert_eq!(ops.anchor, Some(anchor_before_load), "the view stays where it was");
+    assert_eq!(
+        ops.anchor,
+        Some(anchor_before_load),
+        "the view stays where it was"
+    );
     // The mouse wheel scrolls too; PageDown all the way returns to following.
     w.send(Event::Mouse(MouseEvent {
         kind: MouseEventKind::ScrollUp,
@@ -582,7 +683,11 @@ fn scrolling_loads_older_history_without_jumping() {
         assert!(fx.iter().all(|e| !matches!(e, Effect::LoadOlder { .. })));
     }
     let ops = w.state.conv(2).unwrap();
-    assert_eq!(ops.anchor.map(|a| (a.key, a.offset)), Some((Key::Seq(1), 0)), "clamped at the top");
+    assert_eq!(
+        ops.anchor.map(|a| (a.key, a.offset)),
+        Some((Key::Seq(1), 0)),
+        "clamped at the top"
+    );
 }
 
 #[test]

@@ -29,7 +29,11 @@ impl Domain {
             return Err(DomainError::UsernameTaken(username));
         }
         let hash = auth::hash_password(password.to_owned()).await?;
-        let user = match self.store.create_user_with_invite(&username, &hash, hash_token(code)).await {
+        let user = match self
+            .store
+            .create_user_with_invite(&username, &hash, hash_token(code))
+            .await
+        {
             Err(StoreError::NameTaken) => return Err(DomainError::UsernameTaken(username)),
             Err(StoreError::InvalidInvite) => {
                 return Err(DomainError::Forbidden(
@@ -39,13 +43,22 @@ impl Domain {
             }
             other => other?,
         };
-        let principal = Principal { id: user.id, username: user.username, is_admin: user.is_admin };
-        self.issue_token(principal, Some("registration".into())).await
+        let principal = Principal {
+            id: user.id,
+            username: user.username,
+            is_admin: user.is_admin,
+        };
+        self.issue_token(principal, Some("registration".into()))
+            .await
     }
 
     // ----- the caller's sessions -----
 
-    pub async fn sessions(&self, p: &Principal, current_token: &str) -> DomainResult<Vec<SessionInfo>> {
+    pub async fn sessions(
+        &self,
+        p: &Principal,
+        current_token: &str,
+    ) -> DomainResult<Vec<SessionInfo>> {
         let current = hash_token(current_token);
         Ok(self
             .store
@@ -74,7 +87,11 @@ impl Domain {
 
     async fn account_id(&self, username: &str) -> DomainResult<(UserId, bool)> {
         let name = validate::username(username.trim_start_matches('@'))?;
-        let u = self.store.user_by_name(&name).await?.ok_or(DomainError::UnknownUser(name))?;
+        let u = self
+            .store
+            .user_by_name(&name)
+            .await?
+            .ok_or(DomainError::UnknownUser(name))?;
         Ok((u.id, u.is_admin))
     }
 
@@ -101,16 +118,25 @@ impl Domain {
 
     /// Disables (revoking every session and closing every socket at once) or enables an
     /// account.
-    pub async fn set_disabled(&self, p: &Principal, username: &str, disabled: bool) -> DomainResult<()> {
+    pub async fn set_disabled(
+        &self,
+        p: &Principal,
+        username: &str,
+        disabled: bool,
+    ) -> DomainResult<()> {
         if !p.is_admin {
             return Err(forbidden("disable or enable accounts"));
         }
         let (id, is_admin) = self.account_id(username).await?;
         if disabled && id == p.id {
-            return Err(DomainError::Forbidden("you cannot disable your own account".into()));
+            return Err(DomainError::Forbidden(
+                "you cannot disable your own account".into(),
+            ));
         }
         if disabled && is_admin && self.store.admin_count().await? <= 1 {
-            return Err(DomainError::Forbidden("that is the last server admin".into()));
+            return Err(DomainError::Forbidden(
+                "that is the last server admin".into(),
+            ));
         }
         self.store.set_disabled(id, disabled).await?;
         if disabled {
@@ -120,7 +146,12 @@ impl Domain {
     }
 
     /// Sets a new password and revokes every session of the account.
-    pub async fn reset_password(&self, p: &Principal, username: &str, password: &str) -> DomainResult<()> {
+    pub async fn reset_password(
+        &self,
+        p: &Principal,
+        username: &str,
+        password: &str,
+    ) -> DomainResult<()> {
         if !p.is_admin {
             return Err(forbidden("reset passwords"));
         }
@@ -177,15 +208,22 @@ impl Domain {
         }
         let uses = uses.unwrap_or(1);
         if !(1..=10_000).contains(&uses) {
-            return Err(DomainError::BadRequest("uses must be between 1 and 10000".into()));
+            return Err(DomainError::BadRequest(
+                "uses must be between 1 and 10000".into(),
+            ));
         }
         let secs = expires_in_secs.unwrap_or(DEFAULT_INVITE_SECS);
         if !(1..=MAX_INVITE_SECS).contains(&secs) {
-            return Err(DomainError::BadRequest("an invite may live from 1 second to 365 days".into()));
+            return Err(DomainError::BadRequest(
+                "an invite may live from 1 second to 365 days".into(),
+            ));
         }
         let code = new_token()[..32].to_owned();
         let expires = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs as i64);
-        let mut info = self.store.create_invite(hash_token(&code), p.id, expires, uses).await?;
+        let mut info = self
+            .store
+            .create_invite(hash_token(&code), p.id, expires, uses)
+            .await?;
         info.code = Some(code);
         Ok(info)
     }

@@ -29,7 +29,9 @@ pub struct Gate {
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gate").field("enabled", &self.enabled).finish_non_exhaustive()
+        f.debug_struct("Gate")
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,10 +53,12 @@ fn check<K: Hash + Eq + Clone>(
     key: &K,
     what: &'static str,
 ) -> DomainResult<()> {
-    limiter.check_key(key).map_err(|not_until| DomainError::Throttled {
-        what,
-        retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-    })
+    limiter
+        .check_key(key)
+        .map_err(|not_until| DomainError::Throttled {
+            what,
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+        })
 }
 
 impl Gate {
@@ -63,8 +67,16 @@ impl Gate {
         Gate {
             enabled: c.rate_limits,
             checks: std::sync::atomic::AtomicU64::new(0),
-            sends: DefaultKeyedRateLimiter::keyed(quota(Duration::from_secs(1), c.send_per_sec, c.send_burst)),
-            register_ip: DefaultKeyedRateLimiter::keyed(quota(minute, c.register_per_min, c.register_burst)),
+            sends: DefaultKeyedRateLimiter::keyed(quota(
+                Duration::from_secs(1),
+                c.send_per_sec,
+                c.send_burst,
+            )),
+            register_ip: DefaultKeyedRateLimiter::keyed(quota(
+                minute,
+                c.register_per_min,
+                c.register_burst,
+            )),
             login_ip: DefaultKeyedRateLimiter::keyed(quota(minute, c.login_per_min, c.login_burst)),
             login_account: DefaultKeyedRateLimiter::keyed(quota(
                 minute,
@@ -75,7 +87,9 @@ impl Gate {
     }
 
     fn tick(&self) {
-        let n = self.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if n % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.prune();
         }
@@ -92,7 +106,9 @@ impl Gate {
     pub fn register(&self, ip: Option<IpAddr>) -> DomainResult<()> {
         self.tick();
         match ip {
-            Some(ip) if self.enabled => check(&self.register_ip, &ip, "registrations from your address"),
+            Some(ip) if self.enabled => {
+                check(&self.register_ip, &ip, "registrations from your address")
+            }
             _ => Ok(()),
         }
     }
@@ -105,7 +121,11 @@ impl Gate {
         if let Some(ip) = ip {
             check(&self.login_ip, &ip, "login attempts from your address")?;
         }
-        check(&self.login_account, &account.to_owned(), "login attempts for this account")
+        check(
+            &self.login_account,
+            &account.to_owned(),
+            "login attempts for this account",
+        )
     }
 
     /// Forgets keys whose limits are back to full, bounding memory.
@@ -127,7 +147,11 @@ mod tests {
 
     #[test]
     fn bursts_then_refuses_with_a_wait() {
-        let c = Config { send_per_sec: 1, send_burst: 3, ..Config::default() };
+        let c = Config {
+            send_per_sec: 1,
+            send_burst: 3,
+            ..Config::default()
+        };
         let g = Gate::new(&c);
         for _ in 0..3 {
             g.send(1).unwrap();
@@ -139,7 +163,11 @@ mod tests {
             other => panic!("expected a refusal, got {other:?}"),
         }
         g.send(2).expect("other users are not affected");
-        let off = Gate::new(&Config { rate_limits: false, send_burst: 1, ..Config::default() });
+        let off = Gate::new(&Config {
+            rate_limits: false,
+            send_burst: 1,
+            ..Config::default()
+        });
         for _ in 0..100 {
             off.send(1).unwrap();
         }
@@ -147,7 +175,11 @@ mod tests {
 
     #[test]
     fn login_is_limited_per_account_across_addresses() {
-        let c = Config { login_account_per_min: 1, login_account_burst: 2, ..Config::default() };
+        let c = Config {
+            login_account_per_min: 1,
+            login_account_burst: 2,
+            ..Config::default()
+        };
         let g = Gate::new(&c);
         g.login(Some([10, 0, 0, 1].into()), "alice").unwrap();
         g.login(Some([10, 0, 0, 2].into()), "alice").unwrap();

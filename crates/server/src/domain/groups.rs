@@ -20,7 +20,9 @@ fn may_manage(role: Role, group: &str, what: &str) -> DomainResult<()> {
     if role.can_manage() {
         Ok(())
     } else {
-        Err(DomainError::Forbidden(format!("only the owner or an admin of {group} can {what}")))
+        Err(DomainError::Forbidden(format!(
+            "only the owner or an admin of {group} can {what}"
+        )))
     }
 }
 
@@ -34,11 +36,16 @@ impl Domain {
     ) -> DomainResult<ChangeOutcome> {
         let outcome = match self.store.change_group(id, p.id, change).await {
             Err(StoreError::GroupFull(max)) => {
-                return Err(DomainError::GroupFull { name: group.to_owned(), max });
+                return Err(DomainError::GroupFull {
+                    name: group.to_owned(),
+                    max,
+                });
             }
             Err(StoreError::NameTaken) => return Err(DomainError::GroupTaken(group.to_owned())),
             Err(StoreError::NotMember) => {
-                return Err(DomainError::NotFound(format!("that user is not a member of {group}")));
+                return Err(DomainError::NotFound(format!(
+                    "that user is not a member of {group}"
+                )));
             }
             other => other?,
         };
@@ -75,12 +82,18 @@ impl Domain {
         };
         self.apply(id, &name, p, GroupChange::Created).await?;
         if !ids.is_empty() {
-            self.apply(id, &name, p, GroupChange::Add { users: ids, max }).await?;
+            self.apply(id, &name, p, GroupChange::Add { users: ids, max })
+                .await?;
         }
         Ok(self.store.group_info(id).await?)
     }
 
-    pub async fn add_members(&self, p: &Principal, name: &str, users: &[String]) -> DomainResult<GroupInfo> {
+    pub async fn add_members(
+        &self,
+        p: &Principal,
+        name: &str,
+        users: &[String],
+    ) -> DomainResult<GroupInfo> {
         let (id, role) = self.member_group(p, name).await?;
         let info = self.store.group_info(id).await?;
         may_manage(role, &info.name, "add members")?;
@@ -89,7 +102,8 @@ impl Domain {
             ids.push(self.user_id(u).await?);
         }
         let max = self.limits.max_group_members;
-        self.apply(id, &info.name, p, GroupChange::Add { users: ids, max }).await?;
+        self.apply(id, &info.name, p, GroupChange::Add { users: ids, max })
+            .await?;
         Ok(self.store.group_info(id).await?)
     }
 
@@ -103,18 +117,24 @@ impl Domain {
     ) -> DomainResult<(natter_protocol::UserId, Role)> {
         let target = self.user_id(username).await?;
         let name = validate::username(username.trim_start_matches('@'))?;
-        let role = self
-            .store
-            .role(id, target)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("{name} is not a member of {group}")))?;
+        let role =
+            self.store.role(id, target).await?.ok_or_else(|| {
+                DomainError::NotFound(format!("{name} is not a member of {group}"))
+            })?;
         if role == Role::Owner {
-            return Err(DomainError::Forbidden(format!("the owner of {group} cannot be {what}")));
+            return Err(DomainError::Forbidden(format!(
+                "the owner of {group} cannot be {what}"
+            )));
         }
         Ok((target, role))
     }
 
-    pub async fn remove_member(&self, p: &Principal, name: &str, username: &str) -> DomainResult<GroupInfo> {
+    pub async fn remove_member(
+        &self,
+        p: &Principal,
+        name: &str,
+        username: &str,
+    ) -> DomainResult<GroupInfo> {
         let (id, role) = self.member_group(p, name).await?;
         let info = self.store.group_info(id).await?;
         let (target, _) = self.target(id, &info.name, username, "removed").await?;
@@ -122,7 +142,8 @@ impl Domain {
             self.apply(id, &info.name, p, GroupChange::Leave).await?;
         } else {
             may_manage(role, &info.name, "remove members")?;
-            self.apply(id, &info.name, p, GroupChange::Remove { user: target }).await?;
+            self.apply(id, &info.name, p, GroupChange::Remove { user: target })
+                .await?;
         }
         Ok(self.store.group_info(id).await?)
     }
@@ -140,7 +161,13 @@ impl Domain {
         Ok(())
     }
 
-    pub async fn set_role(&self, p: &Principal, name: &str, username: &str, role: Role) -> DomainResult<GroupInfo> {
+    pub async fn set_role(
+        &self,
+        p: &Principal,
+        name: &str,
+        username: &str,
+        role: Role,
+    ) -> DomainResult<GroupInfo> {
         let (id, my_role) = self.member_group(p, name).await?;
         let info = self.store.group_info(id).await?;
         if role == Role::Owner {
@@ -150,9 +177,19 @@ impl Domain {
             )));
         }
         may_manage(my_role, &info.name, "change roles")?;
-        let what = if role == Role::Admin { "promoted" } else { "demoted" };
+        let what = if role == Role::Admin {
+            "promoted"
+        } else {
+            "demoted"
+        };
         let (target, _) = self.target(id, &info.name, username, what).await?;
-        self.apply(id, &info.name, p, GroupChange::SetRole { user: target, role }).await?;
+        self.apply(
+            id,
+            &info.name,
+            p,
+            GroupChange::SetRole { user: target, role },
+        )
+        .await?;
         Ok(self.store.group_info(id).await?)
     }
 
@@ -174,11 +211,21 @@ impl Domain {
                     limits::MAX_TOPIC_CHARS
                 )));
             }
-            self.apply(id, &info.name, p, GroupChange::Topic { topic: topic.to_owned() }).await?;
+            self.apply(
+                id,
+                &info.name,
+                p,
+                GroupChange::Topic {
+                    topic: topic.to_owned(),
+                },
+            )
+            .await?;
         }
         if let Some(new_name) = new_name {
             let new_name = validate::group_name(new_name.trim_start_matches('#'))?;
-            let rename = GroupChange::Rename { name: new_name.clone() };
+            let rename = GroupChange::Rename {
+                name: new_name.clone(),
+            };
             match self.apply(id, &info.name, p, rename).await {
                 Err(DomainError::GroupTaken(_)) => return Err(DomainError::GroupTaken(new_name)),
                 other => {
@@ -189,14 +236,25 @@ impl Domain {
         Ok(self.store.group_info(id).await?)
     }
 
-    pub async fn transfer_group(&self, p: &Principal, name: &str, username: &str) -> DomainResult<GroupInfo> {
+    pub async fn transfer_group(
+        &self,
+        p: &Principal,
+        name: &str,
+        username: &str,
+    ) -> DomainResult<GroupInfo> {
         let (id, role) = self.member_group(p, name).await?;
         let info = self.store.group_info(id).await?;
         if role != Role::Owner {
-            return Err(DomainError::Forbidden(format!("only the owner of {} can hand it over", info.name)));
+            return Err(DomainError::Forbidden(format!(
+                "only the owner of {} can hand it over",
+                info.name
+            )));
         }
-        let (target, _) = self.target(id, &info.name, username, "made owner twice").await?;
-        self.apply(id, &info.name, p, GroupChange::Transfer { to: target }).await?;
+        let (target, _) = self
+            .target(id, &info.name, username, "made owner twice")
+            .await?;
+        self.apply(id, &info.name, p, GroupChange::Transfer { to: target })
+            .await?;
         Ok(self.store.group_info(id).await?)
     }
 
@@ -204,7 +262,10 @@ impl Domain {
         let (id, role) = self.member_group(p, name).await?;
         let info = self.store.group_info(id).await?;
         if role != Role::Owner {
-            return Err(DomainError::Forbidden(format!("only the owner of {} can delete it", info.name)));
+            return Err(DomainError::Forbidden(format!(
+                "only the owner of {} can delete it",
+                info.name
+            )));
         }
         self.apply(id, &info.name, p, GroupChange::Delete).await?;
         Ok(())

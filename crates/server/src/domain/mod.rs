@@ -4,8 +4,8 @@
 
 mod admin;
 mod auth;
-mod groups;
 pub mod gate;
+mod groups;
 mod live;
 
 use std::sync::Arc;
@@ -171,11 +171,7 @@ pub fn outbound(frame: &ServerFrame) -> Outbound {
 
 /// Delivers committed messages to their recipients, in commit order, ending the sender's
 /// typing indicator first. Runs until the store's writer goes away.
-pub async fn fan_out(
-    mut committed: mpsc::Receiver<Committed>,
-    bus: Arc<dyn Bus>,
-    live: Arc<Live>,
-) {
+pub async fn fan_out(mut committed: mpsc::Receiver<Committed>, bus: Arc<dyn Bus>, live: Arc<Live>) {
     while let Some(c) = committed.recv().await {
         if let Some(sender) = c.sender {
             live.message_sent(c.message.conversation_id, sender);
@@ -200,7 +196,8 @@ impl Domain {
         }
         self.limits.gate.register(ip)?;
         // The very first account (the server admin) needs no invite: nobody could make one.
-        if self.limits.registration == Registration::Invite && self.store.counts().await?.users > 0 {
+        if self.limits.registration == Registration::Invite && self.store.counts().await?.users > 0
+        {
             let Some(code) = invite.map(str::trim).filter(|c| !c.is_empty()) else {
                 return Err(DomainError::Forbidden(
                     "this server registers by invite only: ask an admin for a code and use \

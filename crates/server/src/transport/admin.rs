@@ -5,7 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use natter_protocol::{
-    AdminUser, CreateInviteRequest, ErrorBody, InviteInfo, PasswordRequest, ServerStats, SessionInfo,
+    AdminUser, CreateInviteRequest, ErrorBody, InviteInfo, PasswordRequest, ServerStats,
+    SessionInfo,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -64,7 +65,9 @@ async fn disable(
     auth: Auth,
     ApiPath(username): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    s.domain.set_disabled(&auth.principal, &username, true).await?;
+    s.domain
+        .set_disabled(&auth.principal, &username, true)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -76,7 +79,9 @@ async fn enable(
     auth: Auth,
     ApiPath(username): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    s.domain.set_disabled(&auth.principal, &username, false).await?;
+    s.domain
+        .set_disabled(&auth.principal, &username, false)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -90,7 +95,9 @@ async fn reset_password(
     ApiPath(username): ApiPath<String>,
     ApiJson(req): ApiJson<PasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    s.domain.reset_password(&auth.principal, &username, &req.password).await?;
+    s.domain
+        .reset_password(&auth.principal, &username, &req.password)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -114,7 +121,9 @@ async fn revoke_admin(
     auth: Auth,
     ApiPath(username): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    s.domain.set_admin(&auth.principal, &username, false).await?;
+    s.domain
+        .set_admin(&auth.principal, &username, false)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -133,7 +142,10 @@ async fn create_invite(
     auth: Auth,
     ApiJson(req): ApiJson<CreateInviteRequest>,
 ) -> ApiResult<(StatusCode, Json<InviteInfo>)> {
-    let info = s.domain.create_invite(&auth.principal, req.uses, req.expires_in_secs).await?;
+    let info = s
+        .domain
+        .create_invite(&auth.principal, req.uses, req.expires_in_secs)
+        .await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 

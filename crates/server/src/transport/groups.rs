@@ -29,7 +29,11 @@ async fn set_role(
     ApiPath((name, username)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<RoleRequest>,
 ) -> ApiResult<Json<GroupInfo>> {
-    Ok(Json(s.domain.set_role(&auth.principal, &name, &username, req.role).await?))
+    Ok(Json(
+        s.domain
+            .set_role(&auth.principal, &name, &username, req.role)
+            .await?,
+    ))
 }
 
 /// Renames the group and/or sets its topic (owner or admin only).
@@ -45,7 +49,12 @@ pub(super) async fn update_group(
 ) -> ApiResult<Json<GroupInfo>> {
     let info = s
         .domain
-        .update_group(&auth.principal, &name, req.name.as_deref(), req.topic.as_deref())
+        .update_group(
+            &auth.principal,
+            &name,
+            req.name.as_deref(),
+            req.topic.as_deref(),
+        )
         .await?;
     Ok(Json(info))
 }
@@ -74,7 +83,11 @@ async fn transfer(
     ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> ApiResult<Json<GroupInfo>> {
-    Ok(Json(s.domain.transfer_group(&auth.principal, &name, &req.username).await?))
+    Ok(Json(
+        s.domain
+            .transfer_group(&auth.principal, &name, &req.username)
+            .await?,
+    ))
 }
 
 /// Leaves the group (the owner transfers ownership first).

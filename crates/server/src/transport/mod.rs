@@ -2,9 +2,9 @@
 //! of domain errors to stable wire errors. Internal details go to the log, never to the
 //! client.
 
-mod live;
 mod admin;
 mod groups;
+mod live;
 mod rest;
 mod ws;
 

@@ -82,7 +82,10 @@ impl World {
     }
 
     pub fn ctrl(&mut self, c: char) -> Vec<Effect> {
-        self.send(Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)))
+        self.send(Event::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::CONTROL,
+        )))
     }
 
     pub fn alt(&mut self, code: KeyCode) -> Vec<Effect> {
@@ -119,7 +122,10 @@ impl World {
     }
 
     pub fn selected_target(&self) -> String {
-        self.state.current().map(|c| c.target.clone()).unwrap_or_default()
+        self.state
+            .current()
+            .map(|c| c.target.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -138,7 +144,10 @@ pub fn world() -> World {
         fx.contains(&Effect::LoadLatest { conversation_id: 4 }),
         "the latest active conversation (carol, id 4) is opened: {fx:?}"
     );
-    w.send(Event::Key(KeyEvent::new(KeyCode::Char('2'), KeyModifiers::ALT)));
+    w.send(Event::Key(KeyEvent::new(
+        KeyCode::Char('2'),
+        KeyModifiers::ALT,
+    )));
     assert_eq!(w.selected_target(), "ops");
     w.history(
         2,
