@@ -220,10 +220,10 @@ room_workloads() { # label port proto
     bench "$@" fanout --mode closed "${common[@]}"
     bench "$@" fanout --mode rate --rate 100 "${common[@]}"
     bench "$@" fanout --members 1000 --senders 1 --rate 100 "${common[@]}"
-    bench "$@" fanout --members "$BIG_ROOM" --senders 1 --rate 100 --connect-concurrency 32 "${common[@]}"
     bench "$@" rooms --mode closed "${common[@]}"
     bench "$@" rooms --mode rate --rate 20 "${common[@]}"
     bench "$@" rooms --rooms "$LADDER_ROOMS" --ladder "$LADDER" --step-secs 5 --p99-target-ms 50
+    bench "$@" fanout --members "$BIG_ROOM" --senders 1 --rate 100 --connect-concurrency 32 "${common[@]}"
 }
 
 log "natterd (durability full, the default)"

@@ -196,7 +196,11 @@ fn kill_9_five_times_while_20_clients_send_loses_and_duplicates_nothing() {
     assert_eq!(acked.len(), TOTAL);
     let reader = rt.block_on(Api::login(&server.url(), "s0", PASSWORD));
     let history = rt.block_on(all_messages(&reader, conv));
-    assert_eq!(written(&history).len(), TOTAL, "every message stored exactly once");
+    assert_eq!(
+        written(&history).len(),
+        TOTAL,
+        "every message stored exactly once"
+    );
     check_history(&history, &acked);
 }
 

@@ -334,3 +334,24 @@ fn tls_with_a_pinned_self_signed_certificate_and_a_refused_wrong_pin() {
         .assert_code(1)
         .assert_stderr_contains("not the pinned one");
 }
+
+#[test]
+fn login_and_registration_refuse_large_bodies_before_reading_them() {
+    let server = Server::start();
+    let url = server.url();
+    let rt = runtime();
+    let body = json!({"username": "alice", "password": "x".repeat(20_000)});
+    for path in ["register", "login"] {
+        let resp = rt
+            .block_on(
+                reqwest::Client::new()
+                    .post(format!("{url}/api/v1/auth/{path}"))
+                    .json(&body)
+                    .send(),
+            )
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 413, "{path}");
+        let body: serde_json::Value = rt.block_on(resp.json()).unwrap();
+        assert_eq!(body["code"], "payload_too_large");
+    }
+}

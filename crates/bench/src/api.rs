@@ -89,6 +89,22 @@ impl Api {
         body["id"].as_u64().context("group without id")
     }
 
+    /// The account removes itself from a group.
+    pub async fn leave_group(&self, who: &Account, group: &str) -> anyhow::Result<()> {
+        let resp = self
+            .http
+            .delete(format!("{}/groups/{group}/members/{}", self.base, who.name))
+            .bearer_auth(&who.token)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "leaving {group}: {}",
+            resp.status()
+        );
+        Ok(())
+    }
+
     /// `GET /conversations/{id}/messages?limit=N`; returns how many messages came back.
     pub async fn latest(&self, who: &Account, conv: u64, limit: u32) -> anyhow::Result<usize> {
         let resp = self

@@ -375,9 +375,14 @@ pub async fn run(
     }
 
     let _ = phase_tx.send(Phase::Stop);
-    let stop_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let stop_deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     for task in tasks {
         let _ = tokio::time::timeout_at(stop_deadline, task).await;
+    }
+    if t.proto == Proto::Natter {
+        // Everyone leaves the run's groups, so later runs with the same accounts do not
+        // pay for this room (presence and membership fan-out to people who share it).
+        leave_groups(t, &accounts, &shape).await;
     }
     let order_checked = t.proto == Proto::Natter;
     for r in &mut reports {
@@ -412,6 +417,31 @@ pub async fn run(
         r.print();
     }
     Ok(reports)
+}
+
+async fn leave_groups(t: &Target, accounts: &[Account], shape: &Shape) {
+    let Some(api) = t.api.clone() else { return };
+    let sem = Rc::new(Semaphore::new(16));
+    let mut tasks = Vec::new();
+    for r in 0..shape.rooms {
+        let group = format!("g{}x{r}", t.run_tag);
+        for a in &accounts[r * shape.members..(r + 1) * shape.members] {
+            let (api, sem, group, a) = (api.clone(), sem.clone(), group.clone(), a.clone());
+            tasks.push(tokio::task::spawn_local(async move {
+                let _p = sem.acquire().await;
+                api.leave_group(&a, &group).await
+            }));
+        }
+    }
+    let mut failed = 0;
+    for task in tasks {
+        if !matches!(task.await, Ok(Ok(()))) {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} members could not leave their group");
+    }
 }
 
 fn reset(sh: &Shared) {
@@ -633,8 +663,10 @@ async fn conn_task(
     // Final bookkeeping: how far this connection got in its room's sequence.
     if proto == Proto::Natter && !role.slow {
         // Drain what is already on its way so a late delivery is not counted as lost.
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
-            while let Ok(n) = c.fill().await {
+        // A server that is behind may still be delivering: wait for 1 s of silence (at
+        // most 10 s) before judging.
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), c.fill()).await {
                 if n == 0 || process(&mut c, &role, &sh, &mut order, &mut replaying) {
                     break;
                 }

@@ -5,6 +5,7 @@
 
 use std::io::{Stdout, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use futures_util::StreamExt;
+use natter_client_core::notify::{self, Desktop, NotificationText, Shown, escape_markup};
 use natter_client_core::{Client, ConnectOptions, Connection, ConnectionState, Event as CoreEvent};
 use natter_protocol::{ConversationId, HistoryQuery, Message, Target};
 use ratatui::Terminal;
@@ -280,6 +282,7 @@ where
         client: client.clone(),
         conn,
         tx,
+        desktop: Arc::new(tokio::sync::Mutex::new(Desktop::new("natter"))),
     };
     for ev in cached_events(client) {
         apply(&mut state, ev, &ctx);
@@ -462,6 +465,7 @@ pub struct Ctx {
     pub client: Client,
     pub conn: Connection,
     pub tx: mpsc::UnboundedSender<Event>,
+    pub desktop: Arc<tokio::sync::Mutex<Desktop>>,
 }
 
 /// Runs `update` and starts its effects. Returns the texts to edit in `$EDITOR` (the
@@ -497,7 +501,12 @@ fn contiguous_tail(mut messages: Vec<Message>, before: i64) -> Vec<Message> {
 /// Starts one effect. Local reads (the cache) happen at once; everything that talks to
 /// the server runs in a task and reports back through `ctx.tx`.
 pub fn exec(fx: Effect, ctx: &Ctx) {
-    let Ctx { client, conn, tx } = ctx.clone();
+    let Ctx {
+        client,
+        conn,
+        tx,
+        desktop,
+    } = ctx.clone();
     let report = move |ev: Event| {
         let _ = tx.send(ev);
     };
@@ -727,14 +736,44 @@ pub fn exec(fx: Effect, ctx: &Ctx) {
                 }
             });
         }
-        Effect::Notify { title, body } => notify(title, body),
+        Effect::Notify { title, body } => notify(desktop, title, body, report),
         Effect::Edit { .. } | Effect::Quit => {}
     }
 }
 
-/// A desktop notification, through the client library.
-fn notify(title: String, body: String) {
-    tracing::debug!(%title, %body, "notification");
+/// A desktop notification through the client library's notifier. The text is already
+/// sanitized (state holds only clean text); the notifier's markup escaping still
+/// applies. A missing notification service is reported once in the status line.
+fn notify(
+    desktop: Arc<tokio::sync::Mutex<Desktop>>,
+    title: String,
+    body: String,
+    report: impl Fn(Event) + Send + 'static,
+) {
+    let cap = |s: &str, max: usize| -> String {
+        let mut out: String = s.chars().take(max).collect();
+        if s.chars().count() > max {
+            out.pop();
+            out.push('…');
+        }
+        out
+    };
+    let text = NotificationText {
+        summary: escape_markup(&cap(&title, notify::MAX_SUMMARY_CHARS)),
+        body: escape_markup(&cap(&body, notify::MAX_BODY_CHARS)),
+        target: None,
+    };
+    tokio::spawn(async move {
+        if let Shown::No {
+            reason,
+            first: true,
+        } = desktop.lock().await.show(&text).await
+        {
+            report(Event::Done(Err(format!(
+                "desktop notifications are unavailable: {reason}"
+            ))));
+        }
+    });
 }
 
 /// For tests and benchmarks: the terminal type the interface draws to.

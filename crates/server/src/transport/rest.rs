@@ -17,11 +17,18 @@ use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Auth, ClientIp};
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Largest body the login and registration routes read: a name and a password fit many
+/// times over; anything bigger is refused before it is buffered.
+const AUTH_BODY_LIMIT: usize = 8 * 1024;
+
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(health))
+    let auth = OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
+        .layer(axum::extract::DefaultBodyLimit::max(AUTH_BODY_LIMIT));
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .merge(auth)
         .routes(routes!(logout))
         .routes(routes!(me))
         .routes(routes!(user))
