@@ -96,6 +96,18 @@ fn server_frames() {
 }
 
 #[test]
+fn timeline_event_messages() {
+    let mut m = message();
+    m.text = "alice added carol".into();
+    m.client_id = "event-7-3".into();
+    m.event = Some(TimelineEvent::MemberAdded {
+        by: "alice".into(),
+        user: "carol".into(),
+    });
+    insta::assert_json_snapshot!("server_event_message", ServerFrame::Message { message: m });
+}
+
+#[test]
 fn rest_bodies() {
     insta::assert_json_snapshot!(
         "rest_register",
