@@ -14,6 +14,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(frame) = ClientFrame::decode(text) {
         let again = serde_json::to_string(&frame).expect("a decoded frame serializes");
         let back = ClientFrame::decode(&again).expect("a serialized frame decodes");
-        assert_eq!(back, frame, "round trip changed the frame: {text:?} -> {again:?}");
+        assert_eq!(
+            back, frame,
+            "round trip changed the frame: {text:?} -> {again:?}"
+        );
     }
 });

@@ -10,9 +10,18 @@ fuzz_target!(|data: &[u8]| {
     let out = filename(&name);
     assert!(!out.is_empty());
     assert!(out.len() <= MAX_FILENAME_BYTES, "{} bytes", out.len());
-    assert!(!out.starts_with('.') && !out.starts_with(char::is_whitespace), "{out:?}");
-    assert!(!out.ends_with('.') && !out.ends_with(char::is_whitespace), "{out:?}");
-    assert!(!out.contains(['/', '\\', '<', '>', ':', '"', '|', '?', '*']), "{out:?}");
+    assert!(
+        !out.starts_with('.') && !out.starts_with(char::is_whitespace),
+        "{out:?}"
+    );
+    assert!(
+        !out.ends_with('.') && !out.ends_with(char::is_whitespace),
+        "{out:?}"
+    );
+    assert!(
+        !out.contains(['/', '\\', '<', '>', ':', '"', '|', '?', '*']),
+        "{out:?}"
+    );
     assert!(out != "." && out != "..");
     assert!(
         !out.chars().any(|c| c.is_control()

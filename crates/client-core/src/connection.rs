@@ -105,8 +105,7 @@ pub enum Event {
         target: String,
         error: String,
     },
-    /// Presence changes of people who share a conversation with this user (and of this
-    /// user, set on another device).
+    /// Presence changes of people who share a conversation with this user.
     Presence(Vec<Presence>),
     /// A member started or stopped typing. `target` is known when the conversation is.
     Typing {

@@ -302,6 +302,8 @@ pub struct HistoryPage {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 pub struct SyncQuery {
+    /// 0 (the default) means from the beginning.
+    #[serde(default)]
     pub after: MessageId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

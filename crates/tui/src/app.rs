@@ -34,6 +34,8 @@ use crate::view::cursor_position;
 
 /// Messages read from the cache when a conversation is first shown.
 pub const CACHE_PAGE: u32 = 200;
+/// The resume cursor the interface keeps in the cache.
+pub const TUI_CURSOR: &str = "tui_cursor";
 /// Messages fetched from the server per page.
 pub const SERVER_PAGE: u32 = 100;
 
@@ -74,10 +76,9 @@ pub fn initial_state(client: &Client, opts: &Options) -> State {
     state.wall = OffsetDateTime::now_utc();
     if !problems.is_empty() {
         state.notify(problems.join("; "), true);
-        state
-            .notice
-            .as_mut()
-            .map(|n| n.until += Duration::from_secs(20));
+        if let Some(n) = state.notice.as_mut() {
+            n.until += Duration::from_secs(20);
+        }
     }
     state
 }
@@ -277,7 +278,10 @@ where
     let size = terminal.size()?;
     state.size = (size.width, size.height);
     let (tx, mut results) = mpsc::unbounded_channel::<Event>();
-    let (conn, core) = Connection::spawn(client.clone(), ConnectOptions::default());
+    // A cursor of its own: the interface must not take messages away from a
+    // `natter listen` script sharing this NATTER_HOME (and vice versa).
+    let (conn, core) =
+        Connection::spawn_with_cursor(client.clone(), ConnectOptions::default(), TUI_CURSOR);
     let ctx = Ctx {
         client: client.clone(),
         conn,

@@ -275,7 +275,7 @@ impl History {
     }
 
     /// The previous entry, given what is typed now.
-    pub fn prev(&mut self, current: &str) -> Option<String> {
+    pub fn older(&mut self, current: &str) -> Option<String> {
         let pos = match self.pos {
             None => {
                 if self.entries.is_empty() {
@@ -291,7 +291,7 @@ impl History {
         Some(self.entries[pos].clone())
     }
 
-    pub fn next(&mut self) -> Option<String> {
+    pub fn newer(&mut self) -> Option<String> {
         let p = self.pos?;
         if p + 1 < self.entries.len() {
             self.pos = Some(p + 1);
@@ -372,11 +372,11 @@ mod tests {
         h.push("one");
         h.push("two");
         h.push("two");
-        assert_eq!(h.prev("draft").as_deref(), Some("two"));
-        assert_eq!(h.prev("two").as_deref(), Some("one"));
-        assert_eq!(h.prev("one"), None);
-        assert_eq!(h.next().as_deref(), Some("two"));
-        assert_eq!(h.next().as_deref(), Some("draft"));
-        assert_eq!(h.next(), None);
+        assert_eq!(h.older("draft").as_deref(), Some("two"));
+        assert_eq!(h.older("two").as_deref(), Some("one"));
+        assert_eq!(h.older("one"), None);
+        assert_eq!(h.newer().as_deref(), Some("two"));
+        assert_eq!(h.newer().as_deref(), Some("draft"));
+        assert_eq!(h.newer(), None);
     }
 }

@@ -666,14 +666,14 @@ fn on_key(s: &mut State, key: KeyEvent, fx: &mut Vec<Effect>) {
         Action::HistoryPrev => {
             if !s.input.on_first_line() {
                 s.input.line_up();
-            } else if let Some(t) = s.history.prev(s.input.text()) {
+            } else if let Some(t) = s.history.older(s.input.text()) {
                 s.input.set(t);
             }
         }
         Action::HistoryNext => {
             if !s.input.on_last_line() {
                 s.input.line_down();
-            } else if let Some(t) = s.history.next() {
+            } else if let Some(t) = s.history.newer() {
                 s.input.set(t);
             }
         }

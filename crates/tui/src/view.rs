@@ -119,7 +119,11 @@ fn sidebar_entry(state: &State, c: &Conv, width: u16) -> Line<'static> {
     let name = truncate(&name, room);
     let pad = usize::from(width).saturating_sub(3 + name.width() + badge.width() + 1);
     let mut line = Line::from(vec![
-        Span::raw(" "),
+        // Seen without colors too (NO_COLOR terminals, screen readers).
+        Span::styled(
+            if selected { "›" } else { " " },
+            Style::default().fg(t.accent),
+        ),
         lead,
         Span::raw(" "),
         Span::styled(name, base),

@@ -149,11 +149,32 @@ pub struct Live {
 pub struct PresenceGuard {
     live: Arc<Live>,
     user: UserId,
+    /// False while the connection is silent (missed a heartbeat): it stays open, but no
+    /// longer makes its user count as online.
+    active: bool,
+}
+
+impl PresenceGuard {
+    /// Counts the connection as present (`true`) or not (`false`, it stopped answering
+    /// heartbeats); a change is announced like a connect or disconnect.
+    pub fn set_active(&mut self, active: bool) {
+        if active == self.active {
+            return;
+        }
+        self.active = active;
+        if active {
+            self.live.reconnected(self.user);
+        } else {
+            self.live.disconnected(self.user);
+        }
+    }
 }
 
 impl Drop for PresenceGuard {
     fn drop(&mut self) {
-        self.live.disconnected(self.user);
+        if self.active {
+            self.live.disconnected(self.user);
+        }
     }
 }
 
@@ -192,6 +213,16 @@ impl Live {
         PresenceGuard {
             live: self.clone(),
             user: p.id,
+            active: true,
+        }
+    }
+
+    fn reconnected(&self, user: UserId) {
+        let mut map = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = map.users.get_mut(&user) {
+            entry.connections += 1;
+            entry.closed_at = None;
+            map.dirty.insert(user);
         }
     }
 
@@ -275,15 +306,6 @@ impl Live {
         {
             let map = self.presence.lock().unwrap_or_else(|e| e.into_inner());
             let online = |u: &UserId| map.users.get(u).is_some_and(|e| e.connections > 0);
-            // The user's own devices hear their own changes too (`status away` elsewhere).
-            for (user, presence) in &changed {
-                if online(user) {
-                    per_recipient
-                        .entry(*user)
-                        .or_default()
-                        .push(presence.clone());
-                }
-            }
             for (user, contact, _) in &pairs {
                 if online(contact)
                     && let Some(p) = by_user.get(user)

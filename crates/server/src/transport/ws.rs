@@ -32,6 +32,7 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 pub const CLOSE_ACCOUNT_DISABLED: u16 = 4003;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_TOO_BIG: u16 = 1009;
+const CLOSE_BAD_DATA: u16 = 1007;
 const CLOSE_INTERNAL: u16 = 1011;
 /// Frames written before one flush, so a burst becomes few syscalls.
 const MAX_COALESCE: usize = 256;
@@ -142,7 +143,7 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, socket: WebSocke
     };
 
     // Counted online from here until the session ends (the guard is dropped with it).
-    let _presence = s.domain.live.connected(&p);
+    let mut presence = s.domain.live.connected(&p);
     let started = Instant::now();
     let last_heard = Arc::new(AtomicU64::new(0));
     let (ctrl_tx, mut ctrl_rx) = mpsc::channel::<WsMessage>(1);
@@ -177,10 +178,13 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, socket: WebSocke
             }
             _ = ping.tick() => {
                 let heard = Duration::from_millis(last_heard.load(Ordering::Relaxed));
+                let silent = started.elapsed().saturating_sub(heard);
                 // Pongs answer within moments: silence over 1.5 intervals at a tick means
-                // the previous ping went unanswered, so a vanished peer is dropped within
-                // two heartbeat intervals.
-                if started.elapsed().saturating_sub(heard) > heartbeat * 3 / 2 {
+                // the previous ping went unanswered. The peer stops counting as present
+                // (so a vanished one is offline within two intervals plus the grace
+                // period); the socket itself is kept for one more, as before.
+                presence.set_active(silent <= heartbeat * 3 / 2);
+                if silent > heartbeat * 2 {
                     break Some(close(CLOSE_GOING_AWAY, "no answer to heartbeat"));
                 }
                 if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
@@ -217,12 +221,15 @@ async fn write_batch(
     sink.flush().await
 }
 
-fn is_too_big(e: axum::Error) -> bool {
+/// The close frame a read error deserves: 1009 for a frame over the size limit, 1007
+/// for a text frame that is not UTF-8; `None` when the connection is simply gone.
+fn close_for(e: axum::Error) -> Option<WsMessage> {
     use tokio_tungstenite::tungstenite::Error as WsError;
-    matches!(
-        e.into_inner().downcast::<WsError>().map(|b| *b),
-        Ok(WsError::Capacity(_))
-    )
+    match e.into_inner().downcast::<WsError>().map(|b| *b) {
+        Ok(WsError::Capacity(_)) => Some(close(CLOSE_TOO_BIG, "frame too large")),
+        Ok(WsError::Utf8(_)) => Some(close(CLOSE_BAD_DATA, "text frames must be UTF-8")),
+        _ => None,
+    }
 }
 
 async fn read_loop(
@@ -246,10 +253,9 @@ async fn read_loop(
             Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => None,
             Ok(WsMessage::Close(_)) => break,
             Err(e) => {
-                if is_too_big(e) {
-                    let limit = s.config.max_frame_bytes;
-                    tracing::info!(user = %p.username, limit, "frame over the size limit");
-                    let _ = ctrl.send(close(CLOSE_TOO_BIG, "frame too large")).await;
+                if let Some(goodbye) = close_for(e) {
+                    tracing::info!(user = %p.username, "refused a frame: {goodbye:?}");
+                    let _ = ctrl.send(goodbye).await;
                 }
                 break;
             }
