@@ -421,7 +421,10 @@ fn hostile_group_topics_are_shown_safely() {
     alice.run_ok(["group", "topic", "ops", topic]);
     let info = bob.run_ok(["group", "info", "ops"]);
     assert_screen_safe("group info", &info);
-    assert!(info.stdout.contains("evil") && info.stdout.contains("topic"), "{info}");
+    assert!(
+        info.stdout.contains("evil") && info.stdout.contains("topic"),
+        "{info}"
+    );
     let history = bob.run_ok(["history", "ops"]);
     assert_screen_safe("history with a topic event", &history);
     assert!(history.stdout.contains("set the topic"), "{history}");

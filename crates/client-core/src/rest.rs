@@ -58,10 +58,9 @@ pub(crate) fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Opti
         if let Some(inner) = c
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
+            && let Some(found) = certificate_problem(inner)
         {
-            if let Some(found) = certificate_problem(inner) {
-                return Some(found);
-            }
+            return Some(found);
         }
         cause = c.source();
     }
