@@ -173,7 +173,9 @@ async fn websocket_without_a_valid_token_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_replays_exactly_the_missed_messages_then_live_ones() {
-    let server = Server::start();
+    // 700 messages as fast as one sender can: more than the default per-user send rate,
+    // which is not what this test is about.
+    let server = Server::start_with(&[("NATTERD_SEND_BURST", "100000")]);
     let url = server.url();
     let alice = Api::register(&url, "alice", PASSWORD).await;
     let bob = Api::register(&url, "bob", PASSWORD).await;
@@ -218,7 +220,10 @@ async fn a_slow_consumer_is_disconnected_and_resumes_without_loss() {
     // messages (more than loopback socket buffers hold) are sent to it.
     const N: usize = 1200;
     const SIZE: usize = 16_000;
-    let server = Server::start_with(&[("NATTERD_QUEUE_CAPACITY", "4")]);
+    let server = Server::start_with(&[
+        ("NATTERD_QUEUE_CAPACITY", "4"),
+        ("NATTERD_SEND_BURST", "100000"),
+    ]);
     let url = server.url();
     let alice = Api::register(&url, "alice", PASSWORD).await;
     let bob = Api::register(&url, "bob", PASSWORD).await;

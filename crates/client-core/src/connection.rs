@@ -856,7 +856,7 @@ impl Actor {
             return None;
         }
         entry.2 = m.seq;
-        if m.sender == self.client.username() || m.seq <= entry.0 {
+        if m.sender == self.client.username() || m.event.is_some() || m.seq <= entry.0 {
             return None;
         }
         entry.1 += 1;

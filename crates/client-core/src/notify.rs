@@ -183,9 +183,11 @@ impl Filter {
         }
     }
 
-    /// True when `ev` should notify `me`.
+    /// True when `ev` should notify `me`. Timeline events ("alice added bob") do not
+    /// notify: they are bookkeeping, not someone writing to you.
     pub fn allows(&self, ev: &MessageEvent, me: &str) -> bool {
         !self.settings.do_not_disturb
+            && ev.message.event.is_none()
             && ev.message.sender != me
             && !self.is_muted(ev.conversation.id, OffsetDateTime::now_utc())
     }

@@ -329,7 +329,8 @@ fn states_of(
     let mut stmt = conn.prepare_cached(
         "SELECT c.id, c.last_seq, COALESCE(mk.read_seq, 0),
                 (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id
-                   AND m.seq > COALESCE(mk.read_seq, 0) AND m.sender_id != ?1),
+                   AND m.seq > COALESCE(mk.read_seq, 0) AND m.sender_id != ?1
+                   AND m.event IS NULL),
                 mu.user_id IS NOT NULL, mu.muted_until
          FROM members mb JOIN conversations c ON c.id = mb.conversation_id
          LEFT JOIN markers mk ON mk.conversation_id = c.id AND mk.user_id = ?1
@@ -926,6 +927,7 @@ impl SqliteStore {
                         "SELECT m.sender_id, MAX(m.seq) FROM messages m
                          JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = m.sender_id
                          WHERE m.conversation_id = ?1 AND m.seq > ?2 AND m.seq <= ?3 AND m.sender_id != ?4
+                           AND m.event IS NULL
                          GROUP BY m.sender_id",
                     )?;
                     let rows = stmt.query_map(params![conversation, old, new, user], |r| {
@@ -995,13 +997,13 @@ impl SqliteStore {
             let seq: Seq = match seq {
                 Some(seq) => conn
                     .prepare_cached(
-                        "SELECT seq FROM messages WHERE conversation_id = ?1 AND seq = ?2 AND sender_id = ?3",
+                        "SELECT seq FROM messages WHERE conversation_id = ?1 AND seq = ?2 AND sender_id = ?3 AND event IS NULL",
                     )?
                     .query_row([conversation, seq, user], |r| r.get(0))
                     .optional()?,
                 None => conn
                     .prepare_cached(
-                        "SELECT MAX(seq) FROM messages WHERE conversation_id = ?1 AND sender_id = ?2",
+                        "SELECT MAX(seq) FROM messages WHERE conversation_id = ?1 AND sender_id = ?2 AND event IS NULL",
                     )?
                     .query_row([conversation, user], |r| r.get(0))?,
             }
