@@ -406,3 +406,58 @@ async fn shutdown_sends_every_socket_a_close_frame() {
     assert_eq!(code, CloseCode::Away);
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn sends_over_the_limit_get_a_rate_limited_error_frame_and_the_socket_stays() {
+    let mut s = TestServer::start(|c| {
+        c.send_burst = 3;
+        c.send_per_sec = 1;
+    })
+    .await;
+    let alice = s.register("alice").await;
+    s.register("bob").await;
+    let conv = s.direct(&alice, "bob").await;
+    let mut ws = s.connect(&alice, None).await;
+    assert!(matches!(
+        next_frame(&mut ws).await,
+        ServerFrame::Hello { .. }
+    ));
+    for i in 0..6 {
+        ws.send(send_frame(conv, &format!("r{i}"), "hi"))
+            .await
+            .unwrap();
+    }
+    let (mut acks, mut limited) = (0, 0);
+    while acks + limited < 6 {
+        match next_frame(&mut ws).await {
+            ServerFrame::Ack { .. } => acks += 1,
+            ServerFrame::Error {
+                code,
+                message,
+                client_id,
+            } => {
+                assert_eq!(code, ErrorCode::RateLimited);
+                assert!(message.contains("try again in"), "{message}");
+                assert!(client_id.is_some());
+                limited += 1;
+            }
+            ServerFrame::Message { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((acks, limited), (3, 3));
+    ws.send(Message::Text(r#"{"type":"ping","nonce":1}"#.into()))
+        .await
+        .unwrap();
+    loop {
+        match next_frame(&mut ws).await {
+            ServerFrame::Pong { nonce } => {
+                assert_eq!(nonce, 1);
+                break;
+            }
+            ServerFrame::Message { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    s.shutdown().await;
+}
