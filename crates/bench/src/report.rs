@@ -160,9 +160,15 @@ pub fn markdown(lines: &str) -> anyhow::Result<String> {
         by_workload.entry(r.workload.clone()).or_default().push(r);
     }
     let mut out = String::new();
+    out.push_str(&targets(&by_workload));
     for (workload, runs) in &by_workload {
         let _ = writeln!(out, "\n#### {workload}\n");
-        let _ = writeln!(out, "Parameters: `{}`\n", runs[0].params);
+        let params = runs[0]
+            .params
+            .split_once(' ')
+            .filter(|(first, _)| first.starts_with("proto="))
+            .map_or(runs[0].params.as_str(), |(_, rest)| rest);
+        let _ = writeln!(out, "Parameters: `{params}`\n");
         let _ = writeln!(
             out,
             "| system | persistence | deliveries/s | p50 ms | p99 ms | p99.9 ms | server CPU-s | deliveries per server CPU-s | server peak RSS MiB | driver CPU % | bound |"
@@ -223,6 +229,38 @@ pub fn markdown(lines: &str) -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+/// Natter against InspIRCd with TCP_NODELAY (the issue's reference), as ratios.
+fn targets(by_workload: &BTreeMap<String, Vec<Report>>) -> String {
+    let find = |runs: &[Report], label: &str| runs.iter().find(|r| r.label == label).cloned();
+    let mut rows = String::new();
+    for (workload, runs) in by_workload {
+        let (Some(n), Some(i)) = (find(runs, "natter"), find(runs, "inspircd+nodelay")) else {
+            continue;
+        };
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+            _ => "-".into(),
+        };
+        let per_cpu = ratio(n.deliveries_per_server_cpu_s, i.deliveries_per_server_cpu_s);
+        let p99 = ratio(n.p99_ms, i.p99_ms);
+        let mem = ratio(
+            n.extra.get("kib_per_idle_conn").copied(),
+            i.extra.get("kib_per_idle_conn").copied(),
+        );
+        let _ = writeln!(rows, "| {workload} | {per_cpu} | {p99} | {mem} |");
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n#### Natter relative to InspIRCd with TCP_NODELAY\n\n\
+         Targets from issue 7: deliveries per server CPU-second at least 0.5x (aim 1x); p99 at \
+         fixed rates at most 2x; memory per idle connection at most 2x.\n\n\
+         | workload | deliveries per server CPU-s | p99 latency | memory per idle connection |\n\
+         |---|---|---|---|\n{rows}"
+    )
 }
 
 #[cfg(test)]

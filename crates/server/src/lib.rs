@@ -167,8 +167,14 @@ impl Server {
         {
             tracing::warn!("some WebSocket sessions did not close in time");
         }
-        // Every store handle is gone once the sessions and the router are: the writer
+        // Every socket is closed, so nobody is left to deliver to. The presence ticker and
+        // the fan-out hold store handles through the live layer: stop them and wait until
+        // they are gone. Then the last store handle goes with the router, and the writer
         // finishes its last transaction and exits.
+        ticks.abort();
+        fan_out.abort();
+        let _ = ticks.await;
+        let _ = fan_out.await;
         let joined = tokio::task::spawn_blocking(move || writer.join());
         if tokio::time::timeout(Duration::from_secs(10), joined)
             .await
@@ -176,8 +182,6 @@ impl Server {
         {
             tracing::warn!("database writer did not stop in time");
         }
-        fan_out.abort();
-        ticks.abort();
         Ok(())
     }
 }

@@ -214,7 +214,8 @@ async fn resume_replays_exactly_what_was_missed_then_goes_live() {
 
 #[tokio::test]
 async fn resume_during_a_flood_has_no_gaps_or_duplicates() {
-    let mut s = TestServer::start(|_| {}).await;
+    // 300 sends as fast as one user can: past the default send rate, not the point here.
+    let mut s = TestServer::start(|c| c.rate_limits = false).await;
     let alice = s.register("alice").await;
     let bob = s.register("bob").await;
     let conv = s.direct(&alice, "bob").await;
@@ -357,7 +358,11 @@ async fn oversized_frames_close_with_1009() {
 
 #[tokio::test]
 async fn a_slow_consumer_is_disconnected_with_a_reason() {
-    let mut s = TestServer::start(|c| c.queue_capacity = 8).await;
+    let mut s = TestServer::start(|c| {
+        c.queue_capacity = 8;
+        c.rate_limits = false;
+    })
+    .await;
     let alice = s.register("alice").await;
     let bob = s.register("bob").await;
     let conv = s.direct(&alice, "bob").await;
