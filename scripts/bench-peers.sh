@@ -10,7 +10,8 @@
 # BIG_ROOM (5000 members), LADDER_ROOMS (500 rooms of 10), LADDER (total msg/s steps),
 # IDLE_CONNS (15000), PEERS ("ngircd inspircd"), KEEP_WORK=1 keeps the temp dir,
 # REPORT_ONLY=FILE renders docs/BENCHMARKS.md from an earlier run's JSON lines (the raw
-# results of the last run are kept in target/bench-results.jsonl).
+# results of the last run are kept in target/bench-results.jsonl, failed runs in
+# target/bench-results.jsonl.failures).
 #
 # Needs root for apt-get (peers), for writing /proc/PID/clear_refs (per-workload peak
 # RSS) and for a high `ulimit -n`.
@@ -230,6 +231,7 @@ room_workloads() { # label port proto
 
 if [[ -n "${REPORT_ONLY:-}" ]]; then
     cp "$REPORT_ONLY" "$RESULTS"
+    [[ ! -f "$REPORT_ONLY.failures" ]] || cp "$REPORT_ONLY.failures" "$WORK/failures.txt"
 else
 log "natterd (durability full, the default)"
 start_natter full
@@ -240,6 +242,9 @@ room_workloads natter "$NATTER_PORT" natter
 bench natter "$NATTER_PORT" natter slow --rate 100 --duration $((DURATION * 3)) --warmup "$WARMUP"
 bench natter "$NATTER_PORT" natter storm --duration 12 --warmup "$WARMUP"
 bench natter "$NATTER_PORT" natter history
+stop_pid "$SERVER_PID"
+# Idle density on a fresh process (registration's argon2 buffers stay in the heap).
+start_natter full
 bench natter "$NATTER_PORT" natter idle --connections "$IDLE_CONNS" --users 100
 stop_pid "$SERVER_PID"
 
@@ -259,14 +264,22 @@ for peer in $PEERS; do
         log "$label"
         "start_$peer" "$shim"
         room_workloads "$label" "$port" irc
-        # TCP_NODELAY does not change what an idle connection costs: measure it once.
-        [[ -z "$shim" ]] || bench "$label" "$port" irc idle --connections "$IDLE_CONNS"
         stop_pid "$SERVER_PID"
+        # TCP_NODELAY does not change what an idle connection costs: measure it once, on a
+        # fresh process so memory left over from the runs above does not blur the figure.
+        if [[ -n "$shim" ]]; then
+            sleep 1
+            "start_$peer" "$shim"
+            bench "$label" "$port" irc idle --connections "$IDLE_CONNS"
+            stop_pid "$SERVER_PID"
+        fi
         sleep 1
     done
 done
 
 cp "$RESULTS" "$ROOT/target/bench-results.jsonl"
+rm -f "$ROOT/target/bench-results.jsonl.failures"
+[[ ! -f "$WORK/failures.txt" ]] || cp "$WORK/failures.txt" "$ROOT/target/bench-results.jsonl.failures"
 fi
 
 # ---- the report -----------------------------------------------------------------------
