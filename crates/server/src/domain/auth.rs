@@ -21,17 +21,64 @@ fn hash_blocking(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-pub async fn hash_password(password: String) -> DomainResult<String> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
+/// Threads that hash passwords. Each argon2 hash takes ~19 MiB; a small fixed pool keeps
+/// the peak (and what the allocator keeps afterwards) at a few of those however many
+/// registrations and logins arrive at once. Callers queue, bounded, and wait their turn.
+const HASH_THREADS: usize = 2;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+fn hash_pool() -> &'static tokio::sync::mpsc::Sender<Job> {
+    static POOL: std::sync::OnceLock<tokio::sync::mpsc::Sender<Job>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(1024);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..HASH_THREADS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("natter-argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
+                        match job {
+                            Some(job) => job(),
+                            None => break,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password-hashing thread");
+            }
+        }
+        tx
+    })
+}
+
+/// Runs `f` on the hashing pool.
+async fn on_hash_pool<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> DomainResult<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    hash_pool()
+        .send(Box::new(move || {
+            let _ = tx.send(f());
+        }))
         .await
-        .map_err(|e| DomainError::Internal(e.to_string()))?
+        .map_err(|_| DomainError::Internal("password hashing pool is gone".into()))?;
+    rx.await
+        .map_err(|_| DomainError::Internal("password hashing failed".into()))
+}
+
+pub async fn hash_password(password: String) -> DomainResult<String> {
+    on_hash_pool(move || hash_blocking(&password))
+        .await?
         .map_err(DomainError::Internal)
 }
 
 /// Verifies `password` against `hash`, or against a dummy when `hash` is `None` (and
 /// then answers false).
 pub async fn verify_password(password: String, hash: Option<String>) -> DomainResult<bool> {
-    tokio::task::spawn_blocking(move || {
+    on_hash_pool(move || {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| dummy_hash().to_owned());
         let ok = Argon2::default()
@@ -40,7 +87,6 @@ pub async fn verify_password(password: String, hash: Option<String>) -> DomainRe
         ok && known
     })
     .await
-    .map_err(|e| DomainError::Internal(e.to_string()))
 }
 
 /// A new bearer token: 32 random bytes, hex-encoded.
