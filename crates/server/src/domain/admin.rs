@@ -17,11 +17,13 @@ fn forbidden(what: &str) -> DomainError {
 }
 
 impl Domain {
-    pub(super) async fn register_invited(
+    /// Creates an account (with an invite code when registration needs one, counting its
+    /// use in the same transaction) and logs it in.
+    pub(super) async fn create_account(
         &self,
         username: &str,
         password: &str,
-        code: &str,
+        invite: Option<&str>,
     ) -> DomainResult<AuthResponse> {
         let username = validate::username(username)?;
         validate::password(password)?;
@@ -29,11 +31,15 @@ impl Domain {
             return Err(DomainError::UsernameTaken(username));
         }
         let hash = auth::hash_password(password.to_owned()).await?;
-        let user = match self
-            .store
-            .create_user_with_invite(&username, &hash, hash_token(code))
-            .await
-        {
+        let created = match invite {
+            Some(code) => {
+                self.store
+                    .create_user_with_invite(&username, &hash, hash_token(code))
+                    .await
+            }
+            None => self.store.create_user(&username, &hash).await,
+        };
+        let user = match created {
             Err(StoreError::NameTaken) => return Err(DomainError::UsernameTaken(username)),
             Err(StoreError::InvalidInvite) => {
                 return Err(DomainError::Forbidden(

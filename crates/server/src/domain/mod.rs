@@ -205,25 +205,9 @@ impl Domain {
                         .into(),
                 ));
             };
-            return self.register_invited(username, password, code).await;
+            return self.create_account(username, password, Some(code)).await;
         }
-        let username = validate::username(username)?;
-        validate::password(password)?;
-        if self.store.user_by_name(&username).await?.is_some() {
-            return Err(DomainError::UsernameTaken(username));
-        }
-        let hash = auth::hash_password(password.to_owned()).await?;
-        let user = match self.store.create_user(&username, &hash).await {
-            Err(StoreError::NameTaken) => return Err(DomainError::UsernameTaken(username)),
-            other => other?,
-        };
-        let principal = Principal {
-            id: user.id,
-            username: user.username,
-            is_admin: user.is_admin,
-        };
-        self.issue_token(principal, Some("registration".into()))
-            .await
+        self.create_account(username, password, None).await
     }
 
     pub async fn login(

@@ -360,30 +360,8 @@ fn states_of(
 impl Store for SqliteStore {
     async fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<UserRecord> {
         let (username, hash) = (username.to_owned(), password_hash.to_owned());
-        self.write(move |conn, _| {
-            let exists: bool = conn
-                .prepare_cached("SELECT EXISTS(SELECT 1 FROM users WHERE username = ?1)")?
-                .query_row([&username], |r| r.get(0))?;
-            if exists {
-                return Err(StoreError::NameTaken);
-            }
-            let first: bool =
-                conn.query_row("SELECT NOT EXISTS(SELECT 1 FROM users)", [], |r| r.get(0))?;
-            let id: i64 = conn
-                .prepare_cached(
-                    "INSERT INTO users (username, password_hash, is_admin, created_at)
-                     VALUES (?1, ?2, ?3, ?4) RETURNING id",
-                )?
-                .query_row(params![username, hash, first, now_micros()], |r| r.get(0))?;
-            Ok(UserRecord {
-                id,
-                username,
-                password_hash: hash,
-                is_admin: first,
-                disabled: false,
-            })
-        })
-        .await
+        self.write(move |conn, _| accounts::insert_user(conn, &username, &hash))
+            .await
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {

@@ -29,7 +29,12 @@ fn invite_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InviteInfo> {
 const INVITE_COLUMNS: &str =
     "i.id, u.username, i.created_at, i.expires_at, i.max_uses, i.uses, i.revoked";
 
-fn insert_user(conn: &Connection, username: &str, hash: &str) -> StoreResult<UserRecord> {
+/// Inserts a user; the first one ever becomes a server admin.
+pub(super) fn insert_user(
+    conn: &Connection,
+    username: &str,
+    hash: &str,
+) -> StoreResult<UserRecord> {
     let exists: bool = conn
         .prepare_cached("SELECT EXISTS(SELECT 1 FROM users WHERE username = ?1)")?
         .query_row([username], |r| r.get(0))?;
