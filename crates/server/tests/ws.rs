@@ -466,3 +466,35 @@ async fn sends_over_the_limit_get_a_rate_limited_error_frame_and_the_socket_stay
     }
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn pipelined_sends_keep_their_order_and_are_acked_in_order() {
+    let mut s = TestServer::start(|c| c.rate_limits = false).await;
+    let alice = s.register("alice").await;
+    s.register("bob").await;
+    let conv = s.direct(&alice, "bob").await;
+    let mut ws = s.connect(&alice, None).await;
+    assert!(matches!(
+        next_frame(&mut ws).await,
+        ServerFrame::Hello { .. }
+    ));
+    // Many sends written back to back without waiting for acks.
+    let n = 200;
+    for i in 0..n {
+        ws.feed(send_frame(conv, &format!("p{i}"), &format!("msg {i}")))
+            .await
+            .unwrap();
+    }
+    ws.flush().await.unwrap();
+    let mut acked = Vec::new();
+    while acked.len() < n {
+        match next_frame(&mut ws).await {
+            ServerFrame::Ack { client_id, ack } => acked.push((client_id, ack.message.seq)),
+            ServerFrame::Message { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let want: Vec<(String, i64)> = (0..n).map(|i| (format!("p{i}"), i as i64 + 1)).collect();
+    assert_eq!(acked, want, "acks in send order with increasing seq");
+    s.shutdown().await;
+}

@@ -13,8 +13,9 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::join_all;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use natter_protocol::{ClientFrame, ErrorBody, ErrorCode, ServerFrame, limits};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -34,6 +35,9 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_BAD_DATA: u16 = 1007;
 const CLOSE_INTERNAL: u16 = 1011;
+/// Text frames from one client handled together (and so committed together). Kept
+/// under 30: `join_all` then polls its futures strictly in order.
+const MAX_PIPELINE: usize = 16;
 /// Frames written before one flush, so a burst becomes few syscalls.
 const MAX_COALESCE: usize = 256;
 
@@ -241,10 +245,49 @@ async fn read_loop(
     last_heard: Arc<AtomicU64>,
     started: Instant,
 ) {
-    while let Some(msg) = stream.next().await {
+    // A frame read ahead while batching that was not a text frame.
+    let mut held: Option<Result<WsMessage, axum::Error>> = None;
+    loop {
+        let msg = match held.take() {
+            Some(m) => m,
+            None => match stream.next().await {
+                Some(m) => m,
+                None => break,
+            },
+        };
         last_heard.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let answer = match msg {
-            Ok(WsMessage::Text(t)) => handle(&s, &p, t.as_str()).await,
+            Ok(WsMessage::Text(first)) => {
+                // Pipelining: take every text frame already received (up to a bound) and
+                // handle them together. `join_all` polls them in order, so their writes
+                // reach the store's queue in the order sent (sends keep their order and
+                // get increasing seq), and one commit can carry all of them instead of
+                // one commit per frame. Answers go back in the order the frames came.
+                let mut batch = vec![first];
+                while batch.len() < MAX_PIPELINE {
+                    match stream.next().now_or_never() {
+                        Some(Some(Ok(WsMessage::Text(t)))) => batch.push(t),
+                        Some(Some(other)) => {
+                            held = Some(other);
+                            break;
+                        }
+                        // The stream ended; the next read says so.
+                        Some(None) | None => break,
+                    }
+                }
+                let answers = join_all(batch.iter().map(|t| handle(&s, &p, t.as_str()))).await;
+                let mut failed = false;
+                for frame in answers.into_iter().flatten() {
+                    if reply.send(outbound(&frame)).await.is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                if failed {
+                    break;
+                }
+                continue;
+            }
             Ok(WsMessage::Binary(_)) => Some(ServerFrame::Error {
                 code: ErrorCode::MalformedFrame,
                 message: "binary frames are not supported: send JSON text frames".into(),
