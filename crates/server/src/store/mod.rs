@@ -125,17 +125,6 @@ pub trait Store: accounts::AccountStore + groups::GroupStore + Send + Sync + 'st
     async fn group_id(&self, name: &str) -> StoreResult<Option<ConversationId>>;
     async fn role(&self, conversation: ConversationId, user: UserId) -> StoreResult<Option<Role>>;
     async fn group_info(&self, conversation: ConversationId) -> StoreResult<GroupInfo>;
-    async fn add_members(
-        &self,
-        conversation: ConversationId,
-        users: &[UserId],
-        max_members: usize,
-    ) -> StoreResult<MembershipChange>;
-    async fn remove_member(
-        &self,
-        conversation: ConversationId,
-        user: UserId,
-    ) -> StoreResult<MembershipChange>;
     /// Conversations of `user`, latest activity first; direct ones only once they have a
     /// message.
     async fn conversations(&self, user: UserId) -> StoreResult<Vec<ConversationInfo>>;

@@ -17,9 +17,7 @@ use rusqlite_migration::{M, Migrations};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{
-    Committed, MarkerUpdate, MembershipChange, Store, StoreError, StoreResult, Stored, UserRecord,
-};
+use super::{Committed, MarkerUpdate, Store, StoreError, StoreResult, Stored, UserRecord};
 use crate::config::Durability;
 
 mod accounts;
@@ -534,58 +532,6 @@ impl Store for SqliteStore {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(GroupInfo { id: conversation, name, created_at: from_micros(created), members, topic })
-        })
-        .await
-    }
-
-    async fn add_members(
-        &self,
-        conversation: ConversationId,
-        users: &[UserId],
-        max_members: usize,
-    ) -> StoreResult<MembershipChange> {
-        let users = users.to_vec();
-        self.write(move |conn, _| {
-            let now = now_micros();
-            let mut added = Vec::new();
-            let mut add = conn.prepare_cached(
-                "INSERT OR IGNORE INTO members (conversation_id, user_id, role, joined_at)
-                 VALUES (?1, ?2, 'member', ?3)",
-            )?;
-            for u in users {
-                if add.execute(params![conversation, u, now])? == 1 {
-                    added.push(u);
-                }
-            }
-            if member_count(conn, conversation)? > max_members {
-                return Err(StoreError::GroupFull(max_members));
-            }
-            Ok(MembershipChange {
-                conversation_id: conversation,
-                added,
-                removed: Vec::new(),
-            })
-        })
-        .await
-    }
-
-    async fn remove_member(
-        &self,
-        conversation: ConversationId,
-        user: UserId,
-    ) -> StoreResult<MembershipChange> {
-        self.write(move |conn, _| {
-            let n = conn
-                .prepare_cached("DELETE FROM members WHERE conversation_id = ?1 AND user_id = ?2")?
-                .execute([conversation, user])?;
-            if n == 0 {
-                return Err(StoreError::NotMember);
-            }
-            Ok(MembershipChange {
-                conversation_id: conversation,
-                added: Vec::new(),
-                removed: vec![user],
-            })
         })
         .await
     }
@@ -1217,6 +1163,7 @@ mod tests {
 
     #[tokio::test]
     async fn groups_roles_and_membership() {
+        use crate::store::groups::{GroupChange, GroupStore};
         let f = fixture();
         let ids = users(&f.store, &["alice", "bob", "carol"]).await;
         let g = f
@@ -1230,22 +1177,36 @@ mod tests {
         ));
         assert_eq!(f.store.role(g, ids[0]).await.unwrap(), Some(Role::Owner));
         assert_eq!(f.store.role(g, ids[2]).await.unwrap(), None);
-        let change = f.store.add_members(g, &[ids[1], ids[2]], 10).await.unwrap();
+        let add = |users: Vec<UserId>, max| GroupChange::Add { users, max };
+        let change = f
+            .store
+            .change_group(g, ids[0], add(vec![ids[1], ids[2]], 10))
+            .await
+            .unwrap();
         assert_eq!(
             change.added,
             vec![ids[2]],
             "existing members are not added twice"
         );
         assert!(matches!(
-            f.store.add_members(g, &[], 2).await,
+            f.store.change_group(g, ids[0], add(vec![], 2)).await,
             Err(StoreError::GroupFull(2))
         ));
         let info = f.store.group_info(g).await.unwrap();
         let names: Vec<_> = info.members.iter().map(|m| m.username.as_str()).collect();
         assert_eq!(names, vec!["alice", "bob", "carol"]);
-        f.store.remove_member(g, ids[2]).await.unwrap();
+        let removed = f
+            .store
+            .change_group(g, ids[0], GroupChange::Remove { user: ids[2] })
+            .await
+            .unwrap();
+        assert_eq!(removed.removed, vec![ids[2]]);
+        let event = removed.event.expect("a timeline event");
+        assert_eq!(event.text, "alice removed carol");
         assert!(matches!(
-            f.store.remove_member(g, ids[2]).await,
+            f.store
+                .change_group(g, ids[0], GroupChange::Remove { user: ids[2] })
+                .await,
             Err(StoreError::NotMember)
         ));
     }
