@@ -254,6 +254,7 @@ async fn send(server: Option<&str>, args: SendArgs) -> anyhow::Result<ExitCode> 
         wait: args.wait,
         keep_queued: args.queue,
         client_id: args.client_id,
+        attachments: Vec::new(),
     };
     match client.send_now(&args.target, &text, opts).await? {
         SendOutcome::Sent(ack) => {

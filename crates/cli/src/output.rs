@@ -346,6 +346,7 @@ mod tests {
             sent_at: datetime!(2026-11-28 12:00 UTC),
             client_id: "0193".into(),
             event: None,
+            attachments: Vec::new(),
         }
     }
 

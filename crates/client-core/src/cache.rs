@@ -19,8 +19,25 @@ use crate::paths::ensure_dir;
 const CURSOR_KEY: &str = "cursor";
 const IDENTITY_KEY: &str = "identity";
 
+/// A list as JSON for a TEXT column; NULL when empty.
+fn json_list<T: serde::Serialize>(items: &[T]) -> Option<String> {
+    if items.is_empty() {
+        None
+    } else {
+        serde_json::to_string(items).ok()
+    }
+}
+
+fn parse_list<T: serde::de::DeserializeOwned>(json: Option<&str>) -> Vec<T> {
+    json.and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
+}
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/001_initial.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/001_initial.sql")),
+        M::up(include_str!("migrations/002_attachments.sql")),
+    ])
 }
 
 /// A message accepted from the user and not yet acknowledged by the server.
@@ -33,6 +50,8 @@ pub struct OutboxEntry {
     /// Set once the target was resolved, so later retries need no lookup.
     pub conversation_id: Option<ConversationId>,
     pub text: String,
+    /// Ids of uploads (already on the server) the message carries.
+    pub attachments: Vec<String>,
     pub created_at: OffsetDateTime,
 }
 
@@ -217,8 +236,8 @@ impl Cache {
     /// server id) is left as it is: re-delivery never duplicates.
     pub fn put_message(&self, m: &Message) -> Result<bool, Error> {
         let n = self.lock().execute(
-            "INSERT INTO messages (id, conversation_id, seq, sender, text, sent_at, client_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING",
+            "INSERT INTO messages (id, conversation_id, seq, sender, text, sent_at, client_id, attachments)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO NOTHING",
             params![
                 m.id,
                 m.conversation_id,
@@ -226,7 +245,8 @@ impl Cache {
                 m.sender,
                 m.text,
                 rfc3339(m.sent_at),
-                m.client_id
+                m.client_id,
+                json_list(&m.attachments)
             ],
         )?;
         Ok(n == 1)
@@ -248,10 +268,20 @@ impl Cache {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Message>, Error> {
-        let rows: Vec<(i64, i64, i64, String, String, String, String)> = {
+        type Row = (
+            i64,
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+        );
+        let rows: Vec<Row> = {
             let conn = self.lock();
             let mut stmt = conn.prepare(
-                "SELECT id, conversation_id, seq, sender, text, sent_at, client_id FROM messages
+                "SELECT id, conversation_id, seq, sender, text, sent_at, client_id, attachments FROM messages
                  WHERE conversation_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
             )?;
             stmt.query_map(
@@ -265,6 +295,7 @@ impl Cache {
                         r.get(4)?,
                         r.get(5)?,
                         r.get(6)?,
+                        r.get(7)?,
                     ))
                 },
             )?
@@ -273,7 +304,7 @@ impl Cache {
         let mut out = rows
             .into_iter()
             .map(
-                |(id, conversation_id, seq, sender, text, sent_at, client_id)| {
+                |(id, conversation_id, seq, sender, text, sent_at, client_id, attachments)| {
                     Ok(Message {
                         id,
                         conversation_id,
@@ -283,6 +314,7 @@ impl Cache {
                         sent_at: parse_time(&sent_at)?,
                         client_id,
                         event: None,
+                        attachments: parse_list(attachments.as_deref()),
                     })
                 },
             )
@@ -330,14 +362,15 @@ impl Cache {
     /// Persists an outbox entry. The same client id twice is refused by the primary key.
     pub fn outbox_push(&self, e: &OutboxEntry) -> Result<(), Error> {
         self.lock().execute(
-            "INSERT INTO outbox (client_id, target, conversation_id, text, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO outbox (client_id, target, conversation_id, text, created_at, attachments)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 e.client_id,
                 e.target,
                 e.conversation_id,
                 e.text,
-                rfc3339(e.created_at)
+                rfc3339(e.created_at),
+                json_list(&e.attachments)
             ],
         )?;
         Ok(())
@@ -345,27 +378,38 @@ impl Cache {
 
     /// Pending entries, oldest first.
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, Error> {
-        let rows: Vec<(String, String, Option<i64>, String, String)> = {
+        type Row = (String, String, Option<i64>, String, String, Option<String>);
+        let rows: Vec<Row> = {
             let conn = self.lock();
             let mut stmt = conn.prepare(
-                "SELECT client_id, target, conversation_id, text, created_at FROM outbox
+                "SELECT client_id, target, conversation_id, text, created_at, attachments FROM outbox
                  ORDER BY created_at, rowid",
             )?;
             stmt.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })?
             .collect::<Result<_, _>>()?
         };
         rows.into_iter()
-            .map(|(client_id, target, conversation_id, text, created_at)| {
-                Ok(OutboxEntry {
-                    client_id,
-                    target,
-                    conversation_id,
-                    text,
-                    created_at: parse_time(&created_at)?,
-                })
-            })
+            .map(
+                |(client_id, target, conversation_id, text, created_at, attachments)| {
+                    Ok(OutboxEntry {
+                        client_id,
+                        target,
+                        conversation_id,
+                        text,
+                        attachments: parse_list(attachments.as_deref()),
+                        created_at: parse_time(&created_at)?,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -414,6 +458,7 @@ mod tests {
             sent_at: datetime!(2026-11-28 12:00 UTC),
             client_id: format!("c{id}"),
             event: None,
+            attachments: Vec::new(),
         }
     }
 
@@ -496,6 +541,7 @@ mod tests {
                         target: "@bob".into(),
                         conversation_id: None,
                         text: format!("text {i}"),
+                        attachments: Vec::new(),
                         created_at: datetime!(2026-11-28 12:00 UTC)
                             + time::Duration::seconds(i as i64),
                     })
@@ -506,6 +552,7 @@ mod tests {
                 target: "ops".into(),
                 conversation_id: None,
                 text: "x".into(),
+                attachments: Vec::new(),
                 created_at: OffsetDateTime::now_utc(),
             };
             assert!(cache.outbox_push(&dup).is_err(), "same client id twice");

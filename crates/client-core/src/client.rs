@@ -47,6 +47,8 @@ pub struct SendOptions {
     pub keep_queued: bool,
     /// Use this client id instead of a fresh UUIDv7 (for scripts that retry themselves).
     pub client_id: Option<String>,
+    /// Ids of uploads ([`Client::upload`]) the message carries.
+    pub attachments: Vec<String>,
 }
 
 impl Default for SendOptions {
@@ -55,6 +57,7 @@ impl Default for SendOptions {
             wait: Duration::from_secs(10),
             keep_queued: false,
             client_id: None,
+            attachments: Vec::new(),
         }
     }
 }
@@ -357,6 +360,74 @@ impl Client {
             .await
     }
 
+    // ----- files -----
+
+    /// Uploads the file at `path` (named by its file name) and returns the attachment to
+    /// send with [`SendOptions::attachments`] or [`Client::queue_with`]. A file over the
+    /// server's upload limit is refused before any byte travels.
+    pub async fn upload(
+        &self,
+        path: &Path,
+        progress: Option<crate::rest::Progress>,
+    ) -> Result<natter_protocol::Attachment, Error> {
+        let meta = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        if let Ok(health) = self.inner.rest.health().await
+            && let Some(max) = health.max_upload_bytes
+            && meta.len() > max
+        {
+            return Err(Error::Api {
+                code: ErrorCode::PayloadTooLarge,
+                message: format!(
+                    "{} is {}; the server takes files up to {}",
+                    path.display(),
+                    natter_protocol::human_size(meta.len()),
+                    natter_protocol::human_size(max)
+                ),
+            });
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "file".into());
+        self.inner.rest.upload(path, &name, progress).await
+    }
+
+    /// What the server knows about attachment `id`.
+    pub async fn attachment(&self, id: &str) -> Result<natter_protocol::Attachment, Error> {
+        self.inner.rest.attachment(id).await
+    }
+
+    /// The PNG preview of an image attachment.
+    pub async fn thumbnail(&self, id: &str) -> Result<Vec<u8>, Error> {
+        self.inner.rest.thumbnail(id).await
+    }
+
+    /// Downloads attachment `id` and checks it against its hash. `dest` is a file path, a
+    /// directory to put it in under its (sanitized) name, or `None` for the current
+    /// directory. An existing file is replaced only with `overwrite`; an interrupted
+    /// download of the same file resumes.
+    pub async fn download(
+        &self,
+        id: &str,
+        dest: Option<&Path>,
+        overwrite: bool,
+        progress: Option<crate::rest::Progress>,
+    ) -> Result<crate::rest::DownloadReport, Error> {
+        let a = self.inner.rest.attachment(id).await?;
+        let safe = natter_protocol::sanitize::filename(&a.name);
+        let path = match dest {
+            None => std::path::PathBuf::from(safe),
+            Some(d) if d.is_dir() => d.join(safe),
+            Some(d) => d.to_owned(),
+        };
+        self.inner
+            .rest
+            .download(&a, &path, overwrite, progress)
+            .await
+    }
+
     // ----- outbox -----
 
     /// Persists a message in the outbox without sending it; returns its client id.
@@ -366,7 +437,19 @@ impl Client {
         text: &str,
         client_id: Option<String>,
     ) -> Result<String, Error> {
-        validate::message_text(text, DEFAULT_MAX_MESSAGE_BYTES)?;
+        self.queue_with(target, text, Vec::new(), client_id)
+    }
+
+    /// Like [`Client::queue`], for a message that carries uploaded files (its text may
+    /// then be empty).
+    pub fn queue_with(
+        &self,
+        target: &Target,
+        text: &str,
+        attachments: Vec<String>,
+        client_id: Option<String>,
+    ) -> Result<String, Error> {
+        validate::message(text, attachments.len(), DEFAULT_MAX_MESSAGE_BYTES)?;
         let client_id = match client_id {
             Some(id) => {
                 validate::client_id(&id)?;
@@ -383,6 +466,7 @@ impl Client {
             target: target.to_string(),
             conversation_id: None,
             text: text.to_string(),
+            attachments,
             created_at: OffsetDateTime::now_utc(),
         })?;
         Ok(client_id)
@@ -403,6 +487,7 @@ impl Client {
         let req = SendRequest {
             client_id: entry.client_id.clone(),
             text: entry.text.clone(),
+            attachments: entry.attachments.clone(),
         };
         let ack = match entry.conversation_id {
             Some(id) => self.inner.rest.send(id, &req, timeout).await?,
@@ -462,7 +547,12 @@ impl Client {
         text: &str,
         opts: SendOptions,
     ) -> Result<SendOutcome, Error> {
-        let client_id = self.queue(target, text, opts.client_id.clone())?;
+        let client_id = self.queue_with(
+            target,
+            text,
+            opts.attachments.clone(),
+            opts.client_id.clone(),
+        )?;
         let entry = self
             .inner
             .cache

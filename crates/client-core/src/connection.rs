@@ -610,7 +610,12 @@ impl Actor {
                         }
                     }
                     Some(Command::Send { conversation_id, client_id, text, reply }) => {
-                        let frame = ClientFrame::Send { conversation_id, client_id: client_id.clone(), text };
+                        let frame = ClientFrame::Send {
+                            conversation_id,
+                            client_id: client_id.clone(),
+                            text,
+                            attachments: Vec::new(),
+                        };
                         let json = match serde_json::to_string(&frame) {
                             Ok(j) => j,
                             Err(e) => {

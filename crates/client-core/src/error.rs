@@ -42,6 +42,12 @@ pub enum Error {
     /// The local cache database failed.
     #[error("local cache: {0}")]
     Cache(#[from] CacheError),
+    /// A download would replace an existing file.
+    #[error("{} exists: pass --force to overwrite it", .0.display())]
+    Exists(std::path::PathBuf),
+    /// A downloaded file does not match what the server said it is; it was deleted.
+    #[error("the download of {name} is damaged ({detail}); it was deleted: try again")]
+    Corrupt { name: String, detail: String },
     /// Reading or writing a local file (session, directories) failed.
     #[error("{context}: {source}")]
     Io {

@@ -35,7 +35,7 @@ pub use client::{Client, FlushReport, SendOptions, SendOutcome};
 pub use connection::{ConnectOptions, Connection, ConnectionState, Event, MessageEvent};
 pub use error::{CacheError, Error, humane, parse_duration};
 pub use paths::Paths;
-pub use rest::Rest;
+pub use rest::{DownloadReport, Progress, Rest, part_path};
 pub use session::{DEFAULT_SERVER, Session};
 
 /// Installs the aws-lc-rs rustls crypto provider for the process. Call once at the start

@@ -324,6 +324,7 @@ mod tests {
                 sent_at: datetime!(2026-11-28 12:00 UTC),
                 client_id: "c".into(),
                 event: None,
+                attachments: Vec::new(),
             },
             conversation,
             replayed: false,

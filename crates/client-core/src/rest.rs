@@ -41,7 +41,10 @@ impl std::fmt::Debug for Rest {
 }
 
 mod admin;
+mod files;
 mod groups;
+
+pub use files::{DownloadReport, Progress, part_path};
 
 /// The rustls certificate error somewhere in `e`'s chain of causes, if that is what
 /// failed.

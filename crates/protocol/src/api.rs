@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::files::{Attachment, AttachmentId};
 use crate::ids::{ConversationId, MessageId, Seq, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,7 +156,13 @@ pub struct SendRequest {
     /// Client-generated id (a UUIDv7 is a good choice). The server stores a message
     /// once per (sender, client_id): a retry returns the original acknowledgement.
     pub client_id: String,
+    /// May be empty when `attachments` is not.
+    #[serde(default)]
     pub text: String,
+    /// Ids of files the sender uploaded (`POST /api/v1/files`) to attach, at most
+    /// [`crate::limits::MAX_ATTACHMENTS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentId>,
 }
 
 /// A stored message.
@@ -179,6 +186,9 @@ pub struct Message {
     /// `sender` is who made the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<TimelineEvent>,
+    /// Files attached to the message, in the order the sender gave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 /// A membership or settings change of a group, kept in its timeline.
@@ -324,4 +334,7 @@ pub struct SyncPage {
 pub struct Health {
     pub status: String,
     pub version: String,
+    /// Largest file upload this server takes, in bytes (absent from older servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_upload_bytes: Option<u64>,
 }

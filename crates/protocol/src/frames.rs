@@ -21,7 +21,12 @@ pub enum ClientFrame {
     Send {
         conversation_id: ConversationId,
         client_id: String,
+        /// May be empty when `attachments` is not.
+        #[serde(default)]
         text: String,
+        /// Ids of the sender's uploads to attach (see [`crate::files`]).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<crate::files::AttachmentId>,
     },
     /// Application-level keepalive; answered by `pong` with the same nonce.
     Ping {

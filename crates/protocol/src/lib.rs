@@ -11,10 +11,12 @@
 //! - [`error`]: stable error codes and the error body every failure carries.
 //! - [`sanitize`]: makes untrusted text safe to show on a terminal.
 //! - [`live`]: presence, typing, receipts, read markers, mutes and settings.
+//! - [`files`]: file attachments and their upload query.
 
 pub mod admin;
 pub mod api;
 pub mod error;
+pub mod files;
 pub mod frames;
 pub mod ids;
 pub mod limits;
@@ -25,6 +27,7 @@ pub mod validate;
 pub use admin::*;
 pub use api::*;
 pub use error::{ErrorBody, ErrorCode};
+pub use files::{Attachment, AttachmentId, UploadQuery, human_size};
 pub use frames::{ClientFrame, ServerFrame};
 pub use ids::{ConversationId, MessageId, Seq, Target, UserId};
 pub use live::*;

@@ -28,3 +28,9 @@ pub const TYPING_EXPIRY_SECS: u64 = 6;
 pub const TYPING_RENEW_SECS: u64 = 3;
 /// Longest group topic, in characters.
 pub const MAX_TOPIC_CHARS: usize = 512;
+/// Default largest file upload, in bytes (the server's `max_upload_bytes`).
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
+/// Most files one message may carry.
+pub const MAX_ATTACHMENTS: usize = 10;
+/// Thumbnails fit in a square of this many pixels.
+pub const THUMBNAIL_PX: u32 = 256;

@@ -22,6 +22,8 @@ pub enum ValidationError {
     MessageTooLarge { len: usize, max: usize },
     #[error("client id must be 1-{MAX_CLIENT_ID_LEN} printable ASCII characters")]
     BadClientId,
+    #[error("a message may carry at most {max} files (got {count})")]
+    TooManyAttachments { count: usize, max: usize },
 }
 
 fn name(what: &'static str, raw: &str) -> Result<String, ValidationError> {
@@ -85,6 +87,22 @@ pub fn message_text(text: &str, max_bytes: usize) -> Result<(), ValidationError>
         });
     }
     Ok(())
+}
+
+/// Checks a message that may carry files: its text may then be empty, and it may carry
+/// at most [`crate::limits::MAX_ATTACHMENTS`] of them.
+pub fn message(text: &str, attachments: usize, max_bytes: usize) -> Result<(), ValidationError> {
+    let max = crate::limits::MAX_ATTACHMENTS;
+    if attachments > max {
+        return Err(ValidationError::TooManyAttachments {
+            count: attachments,
+            max,
+        });
+    }
+    if attachments > 0 && text.is_empty() {
+        return Ok(());
+    }
+    message_text(text, max_bytes)
 }
 
 pub fn client_id(id: &str) -> Result<(), ValidationError> {

@@ -13,6 +13,20 @@ fn message() -> Message {
         sent_at: datetime!(2026-11-28 12:00:00 UTC),
         client_id: "c-1".into(),
         event: None,
+        attachments: Vec::new(),
+    }
+}
+
+fn attachment() -> Attachment {
+    Attachment {
+        id: "0193f3a0-0000-7000-8000-000000000001".into(),
+        name: "screenshot.png".into(),
+        size: 2_100_000,
+        mime: "image/png".into(),
+        hash: "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262".into(),
+        width: Some(1920),
+        height: Some(1080),
+        thumbnail: true,
     }
 }
 
@@ -43,7 +57,17 @@ fn client_frames() {
         ClientFrame::Send {
             conversation_id: 7,
             client_id: "c-1".into(),
-            text: "hi".into()
+            text: "hi".into(),
+            attachments: Vec::new(),
+        }
+    );
+    insta::assert_json_snapshot!(
+        "client_send_with_file",
+        ClientFrame::Send {
+            conversation_id: 7,
+            client_id: "c-2".into(),
+            text: String::new(),
+            attachments: vec![attachment().id],
         }
     );
     insta::assert_json_snapshot!("client_ping", ClientFrame::Ping { nonce: 9 });
@@ -204,7 +228,33 @@ fn rest_bodies() {
         "rest_send",
         SendRequest {
             client_id: "c-1".into(),
-            text: "hi".into()
+            text: "hi".into(),
+            attachments: Vec::new(),
+        }
+    );
+    insta::assert_json_snapshot!(
+        "rest_message_with_files",
+        Message {
+            attachments: vec![
+                attachment(),
+                Attachment {
+                    id: "0193f3a0-0000-7000-8000-000000000002".into(),
+                    name: "build.log".into(),
+                    size: 512,
+                    mime: "text/plain".into(),
+                    hash: "0".repeat(64),
+                    width: None,
+                    height: None,
+                    thumbnail: false,
+                },
+            ],
+            ..message()
+        }
+    );
+    insta::assert_json_snapshot!(
+        "rest_upload_query",
+        UploadQuery {
+            name: "build.log".into()
         }
     );
     insta::assert_json_snapshot!(
@@ -255,7 +305,8 @@ fn rest_bodies() {
         "rest_health",
         Health {
             status: "ok".into(),
-            version: "0.1.0".into()
+            version: "0.1.0".into(),
+            max_upload_bytes: Some(104_857_600),
         }
     );
 }

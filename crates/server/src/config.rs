@@ -54,6 +54,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     pub max_frame_bytes: usize,
     pub max_group_members: usize,
+    /// Largest file upload in bytes (default 100 MiB), enforced while the body streams.
+    pub max_upload_bytes: u64,
     /// Frames buffered per connection before it counts as a slow consumer.
     pub queue_capacity: usize,
     pub heartbeat_secs: u32,
@@ -103,6 +105,7 @@ impl Default for Config {
             max_message_bytes: limits::DEFAULT_MAX_MESSAGE_BYTES,
             max_frame_bytes: limits::DEFAULT_MAX_FRAME_BYTES,
             max_group_members: limits::DEFAULT_MAX_GROUP_MEMBERS,
+            max_upload_bytes: limits::DEFAULT_MAX_UPLOAD_BYTES,
             queue_capacity: 1024,
             heartbeat_secs: 20,
             readers: 4,

@@ -12,6 +12,7 @@
 //! order, to [`domain::fan_out`], which serializes it once and queues the bytes on every
 //! connection of every member.
 
+pub mod blobs;
 pub mod config;
 pub mod domain;
 pub mod hub;
@@ -69,11 +70,18 @@ impl Server {
         );
         let fan_out = tokio::spawn(domain::fan_out(committed_rx, bus.clone(), live.clone()));
         let ticks = tokio::spawn(domain::run_ticks(live.clone()));
+        let blobs = blobs::LocalBlobs::open(&data_dir.join("files")).with_context(|| {
+            format!(
+                "cannot open the file store {}",
+                data_dir.join("files").display()
+            )
+        })?;
         let domain = Arc::new(Domain {
             store,
             bus,
             limits: Limits::from(&config),
             live,
+            files: domain::files::Files::new(Arc::new(blobs), config.max_upload_bytes),
         });
         let state = AppState {
             domain,

@@ -168,6 +168,7 @@ fn send_frame(conv: i64, client_id: &str, text: &str) -> Message {
         conversation_id: conv,
         client_id: client_id.into(),
         text: text.into(),
+        attachments: Vec::new(),
     };
     Message::Text(serde_json::to_string(&f).unwrap().into())
 }

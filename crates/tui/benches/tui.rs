@@ -55,6 +55,7 @@ fn message(id: i64, conversation_id: i64, seq: i64, t: OffsetDateTime) -> Messag
         sent_at: t + time::Duration::seconds(seq * 20),
         client_id: format!("c{id}"),
         event: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+pub mod files;
 pub mod gate;
 mod groups;
 mod live;
@@ -71,6 +72,11 @@ pub enum DomainError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// A download range outside the file (its size).
+    #[error("the requested range is outside the file's {0} bytes")]
+    RangeNotSatisfiable(u64),
     #[error("group {name} would have more than {max} members")]
     GroupFull { name: String, max: usize },
     #[error("the server cannot store data right now; nothing was stored: try again later")]
@@ -102,6 +108,8 @@ impl DomainError {
             DomainError::Forbidden(_) => ErrorCode::Forbidden,
             DomainError::NotFound(_) => ErrorCode::NotFound,
             DomainError::GroupFull { .. } => ErrorCode::GroupFull,
+            DomainError::TooLarge(_) => ErrorCode::PayloadTooLarge,
+            DomainError::RangeNotSatisfiable(_) => ErrorCode::BadRequest,
             DomainError::StorageUnavailable => ErrorCode::StorageUnavailable,
             DomainError::RateLimited(_) => ErrorCode::RateLimited,
             DomainError::Throttled { .. } => ErrorCode::RateLimited,
@@ -155,6 +163,8 @@ pub struct Domain {
     pub limits: Limits,
     /// Presence and typing (memory only).
     pub live: Arc<Live>,
+    /// File contents and upload limits.
+    pub files: files::Files,
 }
 
 /// Serializes a server frame once for any number of recipients.
@@ -378,13 +388,14 @@ impl Domain {
         conversation: ConversationId,
         client_id: &str,
         text: &str,
+        attachments: &[String],
     ) -> DomainResult<SendAck> {
         validate::client_id(client_id)?;
-        validate::message_text(text, self.limits.max_message_bytes)?;
+        validate::message(text, attachments.len(), self.limits.max_message_bytes)?;
         self.limits.gate.send(p.id)?;
         match self
             .store
-            .insert_message(p.id, conversation, client_id, text)
+            .insert_message(p.id, conversation, client_id, text, attachments)
             .await
         {
             Ok(stored) => Ok(SendAck {
@@ -392,6 +403,10 @@ impl Domain {
                 duplicate: stored.duplicate,
             }),
             Err(StoreError::NotMember) => Err(DomainError::NotMember(conversation)),
+            Err(StoreError::UnknownAttachment(id)) => Err(DomainError::NotFound(format!(
+                "no upload with id {} of yours: upload the file first",
+                natter_protocol::sanitize::single_line(&id)
+            ))),
             Err(e) => Err(e.into()),
         }
     }

@@ -3,6 +3,7 @@
 //! trait; nothing above this module knows which one runs.
 
 pub mod accounts;
+pub mod files;
 pub mod groups;
 pub mod sqlite;
 
@@ -24,6 +25,9 @@ pub enum StoreError {
     NotFound,
     #[error("the invite code is unknown, expired, revoked or used up")]
     InvalidInvite,
+    /// An attachment id that is not one of the sender's uploads.
+    #[error("no such upload: {0}")]
+    UnknownAttachment(String),
     #[error("the group would have more than {0} members")]
     GroupFull(usize),
     /// The database refused the write for lack of space (SQLITE_FULL) or I/O trouble.
@@ -98,7 +102,9 @@ pub struct MarkerUpdate {
 /// What the domain needs from storage. Every write is committed before the future
 /// resolves: an `Ok` means durable.
 #[async_trait]
-pub trait Store: accounts::AccountStore + groups::GroupStore + Send + Sync + 'static {
+pub trait Store:
+    accounts::AccountStore + groups::GroupStore + files::FileStore + Send + Sync + 'static
+{
     /// Creates a user; the first user ever becomes a server admin.
     async fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<UserRecord>;
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
@@ -135,14 +141,17 @@ pub trait Store: accounts::AccountStore + groups::GroupStore + Send + Sync + 'st
         conversation: ConversationId,
     ) -> StoreResult<Option<ConversationInfo>>;
 
-    /// Stores a message from a member, or returns the earlier one for a repeated
-    /// (sender, client id). `NotMember` when the sender is not a member.
+    /// Stores a message from a member, with the sender's uploads `attachments` attached,
+    /// or returns the earlier one for a repeated (sender, client id). `NotMember` when
+    /// the sender is not a member, `UnknownAttachment` for an id that is not one of the
+    /// sender's uploads.
     async fn insert_message(
         &self,
         sender: UserId,
         conversation: ConversationId,
         client_id: &str,
         text: &str,
+        attachments: &[String],
     ) -> StoreResult<Stored>;
     async fn history(
         &self,

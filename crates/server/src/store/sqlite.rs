@@ -21,6 +21,7 @@ use super::{Committed, MarkerUpdate, Store, StoreError, StoreResult, Stored, Use
 use crate::config::Durability;
 
 mod accounts;
+mod files;
 mod groups;
 
 const MIGRATIONS: &[M<'static>] = &[
@@ -28,6 +29,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0002_live.sql")),
     M::up(include_str!("migrations/0003_accounts.sql")),
     M::up(include_str!("migrations/0004_groups.sql")),
+    M::up(include_str!("migrations/0005_files.sql")),
 ];
 /// Most jobs one transaction takes: bounds the latency a batch adds to its first job.
 const MAX_BATCH: usize = 512;
@@ -218,8 +220,8 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
-const MESSAGE_COLUMNS: &str =
-    "m.id, m.conversation_id, m.seq, u.username, m.text, m.sent_at, m.client_id, m.event";
+const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.seq, u.username, m.text, m.sent_at, \
+     m.client_id, m.event, m.attachments";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -233,6 +235,10 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         event: row
             .get::<_, Option<String>>(7)?
             .and_then(|json| serde_json::from_str(&json).ok()),
+        attachments: row
+            .get::<_, Option<String>>(8)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -569,8 +575,10 @@ impl Store for SqliteStore {
         conversation: ConversationId,
         client_id: &str,
         text: &str,
+        attachments: &[String],
     ) -> StoreResult<Stored> {
         let (client_id, text) = (client_id.to_owned(), text.to_owned());
+        let attachment_ids = attachments.to_vec();
         self.write(move |conn, events| {
             let earlier: Option<i64> = conn
                 .prepare_cached("SELECT id FROM messages WHERE sender_id = ?1 AND client_id = ?2")?
@@ -596,6 +604,16 @@ impl Store for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
                 )?
                 .query_row(params![conversation, seq, sender, client_id, text, now], |r| r.get(0))?;
+            let attachments = if attachment_ids.is_empty() {
+                Vec::new()
+            } else {
+                let list = files::attach(conn, sender, id, &attachment_ids)?;
+                let json = serde_json::to_string(&list)
+                    .map_err(|e| StoreError::Database(e.to_string()))?;
+                conn.prepare_cached("UPDATE messages SET attachments = ?2 WHERE id = ?1")?
+                    .execute(params![id, json])?;
+                list
+            };
             let username: String = conn
                 .prepare_cached("SELECT username FROM users WHERE id = ?1")?
                 .query_row([sender], |r| r.get(0))?;
@@ -608,6 +626,7 @@ impl Store for SqliteStore {
                 sent_at: from_micros(now),
                 client_id,
                 event: None,
+                attachments,
             };
             events.push(Committed { message: message.clone(), recipients, sender: Some(sender) });
             Ok(Stored { message, duplicate: false })
@@ -1085,15 +1104,27 @@ mod tests {
             dm,
             "one direct conversation per pair"
         );
-        let m1 = f.store.insert_message(a, dm, "c1", "one").await.unwrap();
-        let m2 = f.store.insert_message(b, dm, "c1", "two").await.unwrap();
+        let m1 = f
+            .store
+            .insert_message(a, dm, "c1", "one", &[])
+            .await
+            .unwrap();
+        let m2 = f
+            .store
+            .insert_message(b, dm, "c1", "two", &[])
+            .await
+            .unwrap();
         assert_eq!((m1.message.seq, m2.message.seq), (1, 2));
         assert!(m2.message.id > m1.message.id);
-        let again = f.store.insert_message(a, dm, "c1", "one").await.unwrap();
+        let again = f
+            .store
+            .insert_message(a, dm, "c1", "one", &[])
+            .await
+            .unwrap();
         assert!(again.duplicate);
         assert_eq!(again.message, m1.message);
         assert!(matches!(
-            f.store.insert_message(c, dm, "x", "hi").await,
+            f.store.insert_message(c, dm, "x", "hi", &[]).await,
             Err(StoreError::NotMember)
         ));
         let page = f.store.history(dm, None, None, 10).await.unwrap();
@@ -1119,7 +1150,7 @@ mod tests {
         let dm = f.store.open_direct(ids[0], ids[1]).await.unwrap();
         for i in 1..=25 {
             f.store
-                .insert_message(ids[0], dm, &format!("c{i}"), &format!("m{i}"))
+                .insert_message(ids[0], dm, &format!("c{i}"), &format!("m{i}"), &[])
                 .await
                 .unwrap();
         }
@@ -1145,12 +1176,18 @@ mod tests {
         let ab = f.store.open_direct(a, b).await.unwrap();
         let ac = f.store.open_direct(a, c).await.unwrap();
         let g = f.store.create_group(a, "ops", &[b]).await.unwrap();
-        f.store.insert_message(a, ab, "1", "to bob").await.unwrap();
         f.store
-            .insert_message(a, ac, "2", "to carol")
+            .insert_message(a, ab, "1", "to bob", &[])
             .await
             .unwrap();
-        f.store.insert_message(b, g, "3", "in ops").await.unwrap();
+        f.store
+            .insert_message(a, ac, "2", "to carol", &[])
+            .await
+            .unwrap();
+        f.store
+            .insert_message(b, g, "3", "in ops", &[])
+            .await
+            .unwrap();
         let page = f.store.sync(b, 0, 10).await.unwrap();
         let texts: Vec<_> = page.messages.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, vec!["to bob", "in ops"]);
@@ -1217,7 +1254,7 @@ mod tests {
         let ids = users(&f.store, &["alice", "bob"]).await;
         let dm = f.store.open_direct(ids[0], ids[1]).await.unwrap();
         f.store
-            .insert_message(ids[0], dm, "c", "kept")
+            .insert_message(ids[0], dm, "c", "kept", &[])
             .await
             .unwrap();
         let Fixture {
@@ -1233,7 +1270,7 @@ mod tests {
         assert_eq!(page.messages[0].text, "kept");
         assert_eq!(
             f.store
-                .insert_message(ids[1], dm, "d", "next")
+                .insert_message(ids[1], dm, "d", "next", &[])
                 .await
                 .unwrap()
                 .message

@@ -3,6 +3,7 @@
 //! client.
 
 mod admin;
+mod files;
 mod groups;
 mod live;
 mod rest;
@@ -209,6 +210,7 @@ impl FromRequestParts<AppState> for Auth {
         (name = "realtime", description = "The WebSocket event stream"),
         (name = "admin", description = "Server administration (server admins only)"),
         (name = "live", description = "Presence, typing, read markers, receipts, mutes and settings"),
+        (name = "files", description = "File uploads, downloads and image previews"),
     )
 )]
 struct ApiDoc;
@@ -234,6 +236,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(live::routes())
                 .merge(admin::routes())
                 .merge(groups::routes())
+                .merge(files::routes())
                 .merge(ws::routes()),
         )
         .split_for_parts();

@@ -44,10 +44,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(get, path = "/health", tag = "auth", responses((status = 200, body = Health)))]
-async fn health() -> Json<Health> {
+async fn health(State(s): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        max_upload_bytes: Some(s.domain.files.max_upload_bytes),
     })
 }
 
@@ -179,7 +180,13 @@ async fn send(
 ) -> ApiResult<(StatusCode, Json<SendAck>)> {
     let ack = s
         .domain
-        .send(&auth.principal, id, &req.client_id, &req.text)
+        .send(
+            &auth.principal,
+            id,
+            &req.client_id,
+            &req.text,
+            &req.attachments,
+        )
         .await?;
     let status = if ack.duplicate {
         StatusCode::OK

@@ -336,8 +336,13 @@ async fn handle(s: &AppState, p: &Principal, text: &str) -> Option<ServerFrame> 
             conversation_id,
             client_id,
             text,
+            attachments,
         } => Some(
-            match s.domain.send(p, conversation_id, &client_id, &text).await {
+            match s
+                .domain
+                .send(p, conversation_id, &client_id, &text, &attachments)
+                .await
+            {
                 Ok(ack) => ServerFrame::Ack { client_id, ack },
                 Err(e) => {
                     let err = super::ApiError::from(e);

@@ -51,6 +51,7 @@ pub fn msg(conv: i64, seq: i64, sender: &str, text: &str, minute: i64) -> Messag
         sent_at: at(minute),
         client_id: format!("c-{conv}-{seq}"),
         event: None,
+        attachments: Vec::new(),
     }
 }
 

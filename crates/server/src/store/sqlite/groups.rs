@@ -74,6 +74,7 @@ fn record(
         sent_at: from_micros(now),
         client_id,
         event: Some(event),
+        attachments: Vec::new(),
     };
     events.push(Committed {
         message: message.clone(),
