@@ -46,6 +46,11 @@ impl Api {
         Ok((status, token))
     }
 
+    /// `http://ADDR/api/v1`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Registers `name`, or logs in when it exists from an earlier run.
     pub async fn account(&self, name: &str) -> anyhow::Result<Account> {
         let (status, mut token) = self.auth("register", name).await?;

@@ -5,6 +5,7 @@
 //! - [`sched`]: the open-loop send schedule (no coordinated omission).
 //! - [`engine`]: rooms of senders and receivers (workloads 1, 2, 5, 6).
 //! - [`workloads`]: idle density (3), history and resume (4).
+//! - [`files`]: upload and download of one large file (issue 5).
 //! - [`api`]: Natter accounts and groups over REST.
 //! - [`procstat`]: server and driver CPU, RSS and pinning from `/proc`.
 //! - [`report`]: results as text, JSON lines and markdown.
@@ -13,6 +14,7 @@
 
 mod api;
 mod engine;
+mod files;
 mod procstat;
 mod report;
 mod sched;
@@ -83,6 +85,12 @@ enum Cmd {
     Storm(RoomArgs),
     /// Workload 6: a fan-out run in which some receivers stop reading.
     Slow(RoomArgs),
+    /// Natter: upload then download one large file; throughput and server memory.
+    Files {
+        /// File size in MiB (the server's max_upload_bytes must allow it).
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+    },
     /// Natter: registers accounts into --state ahead of the runs (argon2 is slow).
     Register {
         #[arg(long)]
@@ -323,6 +331,7 @@ async fn workload(cli: Cli) -> anyhow::Result<bool> {
             )
             .await?,
         ],
+        Cmd::Files { size_mib } => files::transfer(&target, &label, *size_mib).await?,
         Cmd::Register { users } => {
             let api = target
                 .api

@@ -13,7 +13,7 @@ use crate::procstat::{self, Window};
 use crate::report::{Report, round};
 use crate::wire::{Client, Event, Proto, now_ns};
 
-fn base(t: &Target, label: &str, workload: &str, params: String) -> Report {
+pub fn base(t: &Target, label: &str, workload: &str, params: String) -> Report {
     Report {
         label: label.into(),
         workload: workload.into(),
