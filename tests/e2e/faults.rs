@@ -579,3 +579,47 @@ fn a_full_disk_refuses_sends_clearly_keeps_what_was_stored_and_recovers() {
         after
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_fills_the_disk_is_refused_clearly_and_leaves_nothing() {
+    let fs = Tmpfs::mount(16 * 1024 * 1024);
+    let data = fs.0.path().join("data");
+    let mut server = Server::start_in(Some(&data), &[]);
+    let http = reqwest::Client::new();
+    let api = format!("{}/api/v1", server.url());
+    let auth: serde_json::Value = http
+        .post(format!("{api}/auth/register"))
+        .json(&serde_json::json!({"username": "carol", "password": "password123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = auth["token"].as_str().unwrap().to_owned();
+    let upload = |len: usize| {
+        http.post(format!("{api}/files?name=big.bin"))
+            .bearer_auth(&token)
+            .body(vec![1u8; len])
+            .send()
+    };
+
+    // Twice the disk: refused with 507 and a sentence, and the half-written file is gone.
+    let resp = upload(32 << 20).await.unwrap();
+    assert_eq!(resp.status(), 507);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "storage_unavailable", "{body}");
+    let staged = std::fs::read_dir(data.join("files/staging"))
+        .unwrap()
+        .count();
+    assert_eq!(staged, 0, "a refused upload left its part behind");
+    assert!(
+        server.is_running(),
+        "natterd died on a full disk:\n{}",
+        server.log()
+    );
+
+    // The space came back with the deleted part: a file that fits is stored.
+    let resp = upload(1 << 20).await.unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+}
