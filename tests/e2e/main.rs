@@ -6,6 +6,7 @@ mod api;
 mod delivery;
 mod direct;
 mod faults;
+mod files;
 mod gate;
 mod groups;
 mod history;

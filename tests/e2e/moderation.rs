@@ -172,6 +172,28 @@ fn non_members_and_removed_members_are_refused_everything_and_learn_nothing() {
     alice.run_ok(["group", "create", "ops", "--members", "bob"]);
     alice.send("ops", "secret plans");
     bob.send("ops", "ack");
+    // A file in the group, which bob could download while he was a member.
+    let dir = tempfile::tempdir().unwrap();
+    let plans = dir.path().join("plans.txt");
+    std::fs::write(&plans, "secret file\n").unwrap();
+    let sent = alice.run_ok([
+        "send",
+        "ops",
+        "--file",
+        plans.to_str().unwrap(),
+        "--json",
+        "plans attached",
+    ]);
+    let file_id = sent.json_lines()[0]["attachments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    bob.run_ok([
+        "download",
+        &file_id,
+        "-o",
+        dir.path().join("bob.txt").to_str().unwrap(),
+    ]);
     alice.run_ok(["group", "remove", "ops", "bob"]);
     alice.send("ops", "after bob left");
 
@@ -220,6 +242,21 @@ fn non_members_and_removed_members_are_refused_everything_and_learn_nothing() {
                 "{a}"
             );
         }
+        // The group's file: the same answer as for an id that does not exist.
+        let fake_id = "01936b3e-0000-7000-8000-000000000000";
+        let out = dir.path().join("out.txt");
+        let out = out.to_str().unwrap();
+        let a = outsider.run(["download", &file_id, "-o", out]);
+        let b = outsider.run(["download", fake_id, "-o", out]);
+        a.assert_code(1);
+        b.assert_code(1);
+        assert_eq!(
+            a.stderr.replace(&file_id, "ID"),
+            b.stderr.replace(fake_id, "ID"),
+            "{} learned that the file exists",
+            outsider.name
+        );
+        assert!(!std::path::Path::new(out).exists(), "nothing was saved");
         let groups = outsider.run_ok(["group", "list", "--json"]);
         assert!(!groups.stdout.contains("\"ops\""), "{groups}");
         let convs = outsider.run_ok(["conversations", "--json"]);
@@ -238,6 +275,7 @@ fn non_members_and_removed_members_are_refused_everything_and_learn_nothing() {
             "alice added bob",
             "secret plans",
             "ack",
+            "plans attached",
             "alice removed bob",
             "after bob left"
         ]

@@ -242,6 +242,37 @@ fn notifications_reach_a_real_session_bus_safe_muted_and_grouped() {
         (n.summary.as_str(), n.body.as_str()),
         ("alice in ops", "group &lt;i&gt;news&lt;/i&gt;")
     );
+
+    // A file is announced by name and size; with text, the text is the body.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("build.log");
+    std::fs::write(&log, "x".repeat(2_100_000)).unwrap();
+    alice.run_ok(["send", "@bob", "--file", log.to_str().unwrap()]);
+    let n = next(&seen);
+    assert_eq!(
+        (n.summary.as_str(), n.body.as_str()),
+        ("alice sent build.log (2.1 MB)", "")
+    );
+    // Several, one with a hostile name, and a caption: sanitized and escaped like text.
+    let evil = dir.path().join("\x1b]0;pwned\x07R&D <b>\x1b[2J.txt");
+    std::fs::write(&evil, "evil").unwrap();
+    alice.run_ok([
+        "send",
+        "ops",
+        "-f",
+        evil.to_str().unwrap(),
+        "-f",
+        log.to_str().unwrap(),
+        "see <these>",
+    ]);
+    let n = next(&seen);
+    assert_eq!(
+        n.summary,
+        // The server's safe name keeps the harmless remnants of the sequences.
+        "alice in ops sent ]0;pwnedR&amp;D _b_[2J.txt and 1 more file (2.1 MB)"
+    );
+    assert_eq!(n.body, "see &lt;these&gt;");
+    assert!(!n.summary.contains(['\x1b', '\x07']), "{n:?}");
 }
 
 #[test]

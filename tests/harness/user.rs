@@ -206,6 +206,9 @@ pub struct Msg {
     pub text: String,
     pub sent_at: String,
     pub client_id: String,
+    /// The files the message carries (absent from the JSON when there are none).
+    #[serde(default)]
+    pub attachments: Vec<natter_protocol::Attachment>,
 }
 
 impl Msg {

@@ -48,6 +48,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "NATTER_PIN", value_name = "SHA256")]
     pub pin: Option<String>,
 
+    /// No progress bars or progress notes on stderr (errors still show). Progress bars
+    /// are only drawn when stderr is a terminal anyway
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -66,8 +71,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Send a message; prints its id once the server has durably stored it
+    /// Send a message (and files); prints its id once the server has durably stored it
     Send(SendArgs),
+    /// Download a file someone sent; prints where it was saved
+    Download(DownloadArgs),
     /// Show or flush messages waiting to be sent
     Outbox(OutboxArgs),
     /// Print incoming messages as they arrive, until interrupted
@@ -216,8 +223,13 @@ pub struct SendArgs {
     pub target: Target,
     /// The message; when absent, all of standard input is the message (one trailing
     /// newline removed). Words are joined by spaces; put `--` before text that starts
-    /// with a dash
+    /// with a dash. With --file it is optional: standard input is then read only when it
+    /// is not a terminal (give `</dev/null` in a `while read` loop)
     pub text: Vec<String>,
+    /// Attach this file (repeat for several, at most 10). Each is uploaded first, with a
+    /// progress bar on a terminal; the message is sent once all are uploaded
+    #[arg(long = "file", short = 'f', value_name = "PATH")]
+    pub files: Vec<PathBuf>,
     /// How long to keep retrying while the server is unreachable (e.g. 500ms, 10s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub wait: Duration,
@@ -230,6 +242,24 @@ pub struct SendArgs {
     #[arg(long, value_name = "ID", value_parser = parse_client_id)]
     pub client_id: Option<String>,
     /// Print the stored message as one JSON object instead of its id
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// The file's id, as `history` and `listen` show it (📎 ... id ID, or `attachments`
+    /// in --json)
+    #[arg(value_name = "ATTACHMENT_ID")]
+    pub id: String,
+    /// Where to save it: a file path, or a directory to save it in under its own name
+    /// (made safe: never outside that directory) [default: the current directory]
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Replace the file if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Print one JSON object (the attachment and the saved path) instead of the path
     #[arg(long)]
     pub json: bool,
 }
@@ -436,6 +466,26 @@ mod tests {
         assert!(Cli::try_parse_from(["natter", "send", "@bob", "--wait", "soon"]).is_err());
         assert!(Cli::try_parse_from(["natter", "history", "ops", "--limit", "501"]).is_err());
         assert!(Cli::try_parse_from(["natter", "listen", "--count", "0"]).is_err());
+        let cli = Cli::try_parse_from([
+            "natter", "send", "@bob", "-f", "a.log", "--file", "b.png", "--quiet",
+        ])
+        .unwrap();
+        assert!(cli.quiet, "--quiet works after the subcommand too");
+        let Some(Command::Send(s)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(s.files, [PathBuf::from("a.log"), PathBuf::from("b.png")]);
+        assert!(s.text.is_empty());
+        let cli =
+            Cli::try_parse_from(["natter", "-q", "download", "0193", "-o", "out/", "--force"])
+                .unwrap();
+        let Some(Command::Download(d)) = cli.command else {
+            panic!()
+        };
+        assert!(cli.quiet && d.force && !d.json);
+        assert_eq!(d.output, Some(PathBuf::from("out/")));
+        assert!(Cli::try_parse_from(["natter", "download"]).is_err());
+
         let cli = Cli::try_parse_from(["natter", "outbox", "flush"]).unwrap();
         assert!(matches!(
             cli.command,

@@ -22,6 +22,7 @@ use crate::output::{self, MessageJson, Style};
 /// Runs the parsed command line.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let server = cli.server.as_deref();
+    let quiet = cli.quiet;
     let Some(command) = cli.command else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -30,7 +31,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Login(args) => login(server, args).await,
         Command::Logout => logout(server).await,
         Command::Whoami { json } => whoami(server, json).await,
-        Command::Send(args) => send(server, args).await,
+        Command::Send(args) => send(server, args, quiet).await,
+        Command::Download(args) => crate::files::download(server, args, quiet).await,
         Command::Outbox(args) => match args.action {
             Some(OutboxAction::Flush) => outbox_flush(server).await,
             None => outbox_list(server, args.json),
@@ -242,19 +244,30 @@ fn message_from_stdin() -> anyhow::Result<String> {
     Ok(text)
 }
 
-async fn send(server: Option<&str>, args: SendArgs) -> anyhow::Result<ExitCode> {
-    let text = if args.text.is_empty() {
-        message_from_stdin()?
-    } else {
+async fn send(server: Option<&str>, args: SendArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let with_files = !args.files.is_empty();
+    let text = if !args.text.is_empty() {
         args.text.join(" ")
+    } else if with_files && std::io::stdin().is_terminal() {
+        // Files alone: nobody is going to type a message into a waiting terminal.
+        String::new()
+    } else {
+        message_from_stdin()?
     };
-    validate::message_text(&text, DEFAULT_MAX_MESSAGE_BYTES)?;
+    validate::message(&text, args.files.len(), DEFAULT_MAX_MESSAGE_BYTES)?;
     let client = open(server)?;
+    let mut attachments = Vec::new();
+    if with_files {
+        // Settle where it goes before uploading what may be gigabytes: an unknown user or
+        // group fails here, with nothing sent.
+        client.resolve(&args.target).await?;
+        attachments = crate::files::upload_all(&client, &args.files, quiet).await?;
+    }
     let opts = SendOptions {
         wait: args.wait,
         keep_queued: args.queue,
         client_id: args.client_id,
-        attachments: Vec::new(),
+        attachments: attachments.iter().map(|a| a.id.clone()).collect(),
     };
     match client.send_now(&args.target, &text, opts).await? {
         SendOutcome::Sent(ack) => {

@@ -4,6 +4,7 @@
 //! - [`cli`]: the command line (clap derive); the source of `--help`, man pages and
 //!   shell completions.
 //! - [`commands`]: runs each command on `natter-client-core`.
+//! - [`files`]: `send --file` uploads and `download`, with progress bars on a terminal.
 //! - [`live`]: the live-layer commands (read, receipts, presence, status, typing, mute,
 //!   settings, notify) and the JSON of live events.
 //! - [`output`]: JSON lines for programs and sanitized lines for people.
@@ -15,6 +16,7 @@
 pub mod admin;
 pub mod cli;
 pub mod commands;
+pub mod files;
 pub mod live;
 pub mod output;
 

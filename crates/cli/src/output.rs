@@ -5,7 +5,9 @@ use std::sync::OnceLock;
 
 use natter_client_core::OutboxEntry;
 use natter_protocol::sanitize::{single_line, terminal};
-use natter_protocol::{ConversationInfo, ConversationKind, GroupInfo, Message, UserInfo};
+use natter_protocol::{
+    Attachment, ConversationInfo, ConversationKind, GroupInfo, Message, UserInfo, human_size,
+};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -83,6 +85,9 @@ pub struct MessageJson<'a> {
     /// Only for timeline events (membership and settings changes of a group).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<&'a natter_protocol::TimelineEvent>,
+    /// Only when the message carries files: the attachment objects, exact.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub attachments: &'a [Attachment],
 }
 
 impl<'a> MessageJson<'a> {
@@ -99,6 +104,7 @@ impl<'a> MessageJson<'a> {
             client_id: &m.client_id,
             duplicate: None,
             event: m.event.as_ref(),
+            attachments: &m.attachments,
         }
     }
 }
@@ -131,14 +137,63 @@ pub fn message_human(target: &str, m: &Message, style: Style) -> String {
     let indent = " ".repeat(plain_prefix.chars().count());
     let text = terminal(&m.text);
     let mut out = prefix;
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
+    let mut first = true;
+    if !text.is_empty() || m.attachments.is_empty() {
+        for line in text.split('\n') {
+            if !first {
+                out.push('\n');
+                out.push_str(&indent);
+            }
+            out.push_str(line);
+            first = false;
+        }
+    }
+    // Each file on a line of its own, under the text (or in its place).
+    for a in &m.attachments {
+        if !first {
             out.push('\n');
             out.push_str(&indent);
         }
-        out.push_str(line);
+        out.push_str(&attachment_human(a, style));
+        first = false;
     }
     out
+}
+
+/// `📎 build.log (2.1 MB, text/plain) id 0193...`, with `, 800×600` for images. Every
+/// part is from the network, so every part is sanitized.
+pub fn attachment_human(a: &Attachment, style: Style) -> String {
+    let dims = match (a.width, a.height) {
+        (Some(w), Some(h)) => format!(", {w}×{h}"),
+        _ => String::new(),
+    };
+    format!(
+        "📎 {} ({}, {}{dims}) {}",
+        style.paint("1", &single_line(&a.name)),
+        human_size(a.size),
+        single_line(&a.mime),
+        style.paint("2", &format!("id {}", single_line(&a.id)))
+    )
+}
+
+/// `{"type":"download",...}`: what `download --json` prints.
+pub fn download_json(r: &natter_client_core::DownloadReport) -> String {
+    #[derive(Serialize)]
+    struct Download<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        path: String,
+        attachment: &'a Attachment,
+        resumed_from: u64,
+        received: u64,
+    }
+    json_line(&Download {
+        kind: "download",
+        path: r.path.to_string_lossy().into_owned(),
+        attachment: &r.attachment,
+        resumed_from: r.resumed_from,
+        received: r.received,
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -304,6 +359,9 @@ pub fn outbox_json(e: &OutboxEntry) -> String {
         client_id: &'a str,
         conversation: &'a str,
         text: &'a str,
+        /// Upload ids of the files the message carries.
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        attachments: &'a [String],
         created_at: String,
     }
     json_line(&Outbox {
@@ -311,13 +369,19 @@ pub fn outbox_json(e: &OutboxEntry) -> String {
         client_id: &e.client_id,
         conversation: &e.target,
         text: &e.text,
+        attachments: &e.attachments,
         created_at: rfc3339(e.created_at),
     })
 }
 
 pub fn outbox_human(e: &OutboxEntry) -> String {
+    let files = match e.attachments.len() {
+        0 => String::new(),
+        1 => "  (+1 file)".into(),
+        n => format!("  (+{n} files)"),
+    };
     format!(
-        "{}  [{}] {}  {}",
+        "{}  [{}] {}  {}{files}",
         e.client_id,
         short_time(e.created_at),
         single_line(&e.target),
@@ -367,6 +431,50 @@ mod tests {
         assert_eq!(
             line,
             format!("{prefix}one\n{}two", " ".repeat(prefix.len()))
+        );
+    }
+
+    fn png(name: &str) -> Attachment {
+        Attachment {
+            id: "0193-a".into(),
+            name: name.into(),
+            size: 2_100_000,
+            mime: "image/png".into(),
+            hash: "ab".repeat(32),
+            width: Some(800),
+            height: Some(600),
+            thumbnail: true,
+        }
+    }
+
+    #[test]
+    fn attachments_are_in_json_and_each_on_its_own_human_line() {
+        let mut m = msg("logs");
+        m.sent_at = datetime!(2020-01-02 03:04 UTC);
+        m.attachments = vec![png("shot.png"), png("\x1b]0;pwned\x07evil\x1b[2J.png")];
+        let j: serde_json::Value = serde_json::from_str(&message_json("@alice", &m)).unwrap();
+        assert_eq!(j["attachments"][0]["name"], "shot.png");
+        assert_eq!(j["attachments"][0]["width"], 800);
+        assert_eq!(j["attachments"][0]["thumbnail"], true);
+        assert_eq!(
+            j["attachments"][1]["name"], "\x1b]0;pwned\x07evil\x1b[2J.png",
+            "--json keeps the exact name"
+        );
+        let prefix = "[2020-01-02 03:04] @alice <alice> ";
+        let pad = " ".repeat(prefix.len());
+        assert_eq!(
+            message_human("@alice", &m, Style { color: false }),
+            format!(
+                "{prefix}logs\n{pad}📎 shot.png (2.1 MB, image/png, 800×600) id 0193-a\n\
+                 {pad}📎 evil.png (2.1 MB, image/png, 800×600) id 0193-a"
+            )
+        );
+        // Files alone: the first one takes the text's place.
+        m.text.clear();
+        m.attachments.truncate(1);
+        assert_eq!(
+            message_human("@alice", &m, Style { color: false }),
+            format!("{prefix}📎 shot.png (2.1 MB, image/png, 800×600) id 0193-a")
         );
     }
 

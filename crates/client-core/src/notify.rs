@@ -8,14 +8,15 @@
 //!   arriving at once (a catch-up after sleep) become one grouped notification.
 //! - [`render`]: the text, made safe: control characters and escape sequences removed
 //!   ([`natter_protocol::sanitize`]), markup escaped (notification servers interpret
-//!   `<b>`, `<a href>` and `<img>` in bodies), length capped.
+//!   `<b>`, `<a href>` and `<img>` in bodies), length capped. A message with files names
+//!   them in the summary ("alice sent build.log (2.1 MB)"); its text, if any, is the body.
 //! - [`Desktop`]: sends notifications; [`Desktop::show`] reports a missing service once.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use natter_protocol::sanitize;
-use natter_protocol::{ConversationId, ConversationKind, ConversationState, Settings};
+use natter_protocol::{Attachment, sanitize};
+use natter_protocol::{ConversationId, ConversationKind, ConversationState, Settings, human_size};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -29,6 +30,9 @@ pub const MAX_BODY_CHARS: usize = 300;
 pub const GROUP_ABOVE: usize = 3;
 /// How long a burst collects messages after its first one.
 pub const BURST_WINDOW: Duration = Duration::from_millis(500);
+/// Longest file name in a notification, in characters: a long name must not push the
+/// size (and the rest of the summary) out of [`MAX_SUMMARY_CHARS`].
+pub const MAX_FILE_NAME_CHARS: usize = 40;
 
 /// One notification's text, already sanitized, escaped and capped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,10 +80,63 @@ fn safe(s: &str, max: usize, one_line: bool) -> String {
     escape_markup(&cap(clean.trim(), max))
 }
 
+/// What a message's files are, in a few words: `build.log (2.1 MB)`, or `build.log and 2
+/// more files (5.3 MB)` with the total size; `None` without files. Sanitized, not escaped.
+pub fn files_phrase(files: &[Attachment]) -> Option<String> {
+    let first = files.first()?;
+    let name = cap(
+        sanitize::single_line(&first.name).trim(),
+        MAX_FILE_NAME_CHARS,
+    );
+    let total: u64 = files.iter().map(|a| a.size).sum();
+    Some(match files.len() {
+        1 => format!("{name} ({})", human_size(total)),
+        2 => format!("{name} and 1 more file ({})", human_size(total)),
+        n => format!("{name} and {} more files ({})", n - 1, human_size(total)),
+    })
+}
+
+/// `alice`, `alice in ops`; with files `alice sent build.log (2.1 MB)`, `alice in ops sent
+/// build.log (2.1 MB)`.
 fn summary_for(ev: &MessageEvent) -> String {
-    match ev.conversation.kind {
+    let who = match ev.conversation.kind {
         ConversationKind::Direct => ev.message.sender.clone(),
         ConversationKind::Group => format!("{} in {}", ev.message.sender, ev.target),
+    };
+    match files_phrase(&ev.message.attachments) {
+        Some(files) => format!("{who} sent {files}"),
+        None => who,
+    }
+}
+
+/// The body of a single message's notification: its text; for a message of several
+/// files and no text, their names and sizes one per line.
+fn body_for(ev: &MessageEvent) -> String {
+    let m = &ev.message;
+    if !m.text.trim().is_empty() || m.attachments.len() < 2 {
+        return m.text.clone();
+    }
+    m.attachments
+        .iter()
+        .map(|a| {
+            format!(
+                "{} ({})",
+                cap(sanitize::single_line(&a.name).trim(), MAX_FILE_NAME_CHARS),
+                human_size(a.size)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One line of a grouped notification: `alice: text`, `alice sent build.log (2.1 MB)`,
+/// `alice sent build.log (2.1 MB): text`.
+fn line_for(ev: &MessageEvent) -> String {
+    let text = sanitize::single_line(&ev.message.text);
+    match files_phrase(&ev.message.attachments) {
+        None => format!("{}: {text}", ev.message.sender),
+        Some(files) if text.trim().is_empty() => format!("{} sent {files}", ev.message.sender),
+        Some(files) => format!("{} sent {files}: {text}", ev.message.sender),
     }
 }
 
@@ -91,7 +148,7 @@ pub fn render(burst: &[MessageEvent]) -> Vec<NotificationText> {
             .iter()
             .map(|ev| NotificationText {
                 summary: safe(&summary_for(ev), MAX_SUMMARY_CHARS, true),
-                body: safe(&ev.message.text, MAX_BODY_CHARS, false),
+                body: safe(&body_for(ev), MAX_BODY_CHARS, false),
                 target: Some(ev.target.clone()),
             })
             .collect();
@@ -119,13 +176,7 @@ pub fn render(burst: &[MessageEvent]) -> Vec<NotificationText> {
             .rev()
             .take(GROUP_ABOVE)
             .rev()
-            .map(|ev| {
-                format!(
-                    "{}: {}",
-                    ev.message.sender,
-                    sanitize::single_line(&ev.message.text)
-                )
-            })
+            .map(line_for)
             .collect();
         return vec![NotificationText {
             summary: safe(&summary, MAX_SUMMARY_CHARS, true),
@@ -350,6 +401,123 @@ mod tests {
         assert_eq!(long[0].body.chars().count(), MAX_BODY_CHARS);
         assert!(long[0].body.ends_with('…'));
         assert_eq!(long[0].summary, "bob");
+    }
+
+    fn file(name: &str, size: u64) -> Attachment {
+        Attachment {
+            id: "0193".into(),
+            name: name.into(),
+            size,
+            mime: "text/plain".into(),
+            hash: "0".repeat(64),
+            width: None,
+            height: None,
+            thumbnail: false,
+        }
+    }
+
+    fn with_files(mut e: MessageEvent, files: Vec<Attachment>) -> MessageEvent {
+        e.message.attachments = files;
+        e
+    }
+
+    #[test]
+    fn files_are_named_in_the_summary_and_text_stays_the_body() {
+        let one = with_files(
+            ev(ConversationKind::Direct, "@alice", "alice", ""),
+            vec![file("build.log", 2_100_000)],
+        );
+        let n = &render(std::slice::from_ref(&one))[0];
+        assert_eq!(n.summary, "alice sent build.log (2.1 MB)");
+        assert_eq!(n.body, "");
+
+        let three = with_files(
+            ev(
+                ConversationKind::Group,
+                "ops",
+                "alice",
+                "logs <b>attached</b>",
+            ),
+            vec![
+                file("build.log", 2_100_000),
+                file("test.log", 3_000_000),
+                file("x", 200_000),
+            ],
+        );
+        let n = &render(std::slice::from_ref(&three))[0];
+        assert_eq!(
+            n.summary,
+            "alice in ops sent build.log and 2 more files (5.3 MB)"
+        );
+        assert_eq!(
+            n.body, "logs &lt;b&gt;attached&lt;/b&gt;",
+            "the text is the body"
+        );
+
+        // Without text, several files are listed in the body.
+        let mut bare = three.clone();
+        bare.message.text.clear();
+        let n = &render(&[bare])[0];
+        assert_eq!(
+            n.body,
+            "build.log (2.1 MB)\ntest.log (3.0 MB)\nx (200.0 kB)"
+        );
+
+        let two = with_files(
+            ev(ConversationKind::Direct, "@alice", "alice", ""),
+            vec![file("a", 1), file("b", 1)],
+        );
+        assert_eq!(
+            render(&[two])[0].summary,
+            "alice sent a and 1 more file (2 B)"
+        );
+    }
+
+    #[test]
+    fn hostile_file_names_are_sanitized_escaped_and_capped() {
+        let evil = format!(
+            "\x1b]0;pwned\x07<img src=x>{}\x1b[2J.txt",
+            "n".repeat(10_000)
+        );
+        let e = with_files(
+            ev(ConversationKind::Direct, "@mallory", "mallory", ""),
+            vec![file(&evil, 10)],
+        );
+        let n = &render(&[e])[0];
+        assert!(
+            !n.summary.contains(['\x1b', '\x07', '<', '>']),
+            "{:?}",
+            n.summary
+        );
+        assert!(n.summary.starts_with("mallory sent &lt;img src=x&gt;nnn"));
+        assert!(
+            n.summary.chars().count() <= MAX_SUMMARY_CHARS,
+            "{:?}",
+            n.summary
+        );
+        // The name is cut, not the size.
+        assert!(n.summary.ends_with("… (10 B)"), "{:?}", n.summary);
+    }
+
+    #[test]
+    fn grouped_lines_mention_files() {
+        let mut burst: Vec<_> = (0..3)
+            .map(|i| ev(ConversationKind::Group, "ops", "alice", &format!("m{i}")))
+            .collect();
+        burst.push(with_files(
+            ev(ConversationKind::Group, "ops", "bob", ""),
+            vec![file("build.log", 2_100_000)],
+        ));
+        burst.push(with_files(
+            ev(ConversationKind::Group, "ops", "carol", "see"),
+            vec![file("a.png", 1000)],
+        ));
+        let one = render(&burst);
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            one[0].body,
+            "alice: m2\nbob sent build.log (2.1 MB)\ncarol sent a.png (1.0 kB): see"
+        );
     }
 
     #[test]

@@ -36,11 +36,27 @@ pub struct DownloadReport {
     pub received: u64,
 }
 
-/// Where an unfinished download of `dest` is kept: `NAME.natter-part` beside it.
+/// The suffix of an unfinished download.
+const PART_SUFFIX: &str = ".natter-part";
+/// Longest file name most file systems take, in bytes.
+const MAX_NAME_BYTES: usize = 255;
+
+/// Where an unfinished download of `dest` is kept: `NAME.natter-part` beside it. A name
+/// too long to take the suffix (names may be up to 255 bytes) is cut first, on a
+/// character boundary.
 pub fn part_path(dest: &Path) -> PathBuf {
-    let mut name = dest.file_name().unwrap_or_default().to_os_string();
-    name.push(".natter-part");
-    dest.with_file_name(name)
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let mut end = name.len().min(MAX_NAME_BYTES - PART_SUFFIX.len());
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut part = if end == name.len() {
+        dest.file_name().unwrap_or_default().to_os_string()
+    } else {
+        std::ffi::OsString::from(&name[..end])
+    };
+    part.push(PART_SUFFIX);
+    dest.with_file_name(part)
 }
 
 impl Rest {
@@ -233,5 +249,26 @@ impl Rest {
             resumed_from,
             received,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_names_fit_the_file_system() {
+        assert_eq!(
+            part_path(Path::new("/d/build.log")),
+            Path::new("/d/build.log.natter-part")
+        );
+        // A 255-byte name (what the server allows) still gets a part file it can create.
+        let long = format!("{}.txt", "é".repeat(125));
+        assert_eq!(long.len(), 254);
+        let part = part_path(&Path::new("/d").join(&long));
+        let name = part.file_name().unwrap().to_str().unwrap();
+        assert!(name.len() <= 255, "{}", name.len());
+        assert!(name.ends_with("é.natter-part"), "{name}");
+        assert_eq!(part.parent(), Some(Path::new("/d")));
     }
 }
