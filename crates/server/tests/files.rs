@@ -202,3 +202,31 @@ async fn downloads_answer_ranges_and_stale_validators() {
         "a file one may not see looks exactly like a missing one"
     );
 }
+
+#[tokio::test]
+async fn a_client_still_sending_past_the_cap_reads_the_refusal() {
+    let s = start(4 << 20).await;
+    let t = token(&s, "alice").await;
+    // Chunked, so the server only learns the size as it goes: 16 MiB against a 4 MiB cap
+    // (far more than the socket buffers hold, so a server that stopped reading at the cap
+    // would reset the connection under the client).
+    let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![3u8; 256 << 10]));
+    let resp = reqwest::Client::new()
+        .post(format!("{}/files?name=grows.log", s.base))
+        .bearer_auth(&t)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("the answer, not a reset connection");
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "payload_too_large", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("upload limit"),
+        "{body}"
+    );
+    assert_eq!(files_in(&s.data.join("files/staging")), 0);
+    assert_eq!(files_in(&s.data.join("files/objects")), 0);
+}

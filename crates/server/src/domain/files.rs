@@ -125,13 +125,14 @@ pub fn preview(bytes: &[u8], mime: &str) -> (Option<u32>, Option<u32>, Option<Ve
 impl Domain {
     /// Streams an upload into the blob store: at most `max_upload_bytes` (refused as soon
     /// as the declared length or the bytes so far pass it), hashed as it arrives, stored
-    /// once per content. Nothing is kept of an upload that fails or is cut off.
+    /// once per content. Nothing is kept of an upload that fails or is cut off. The body
+    /// is borrowed so the caller can drain what is left of a refused one.
     pub async fn upload<S, E>(
         &self,
         p: &Principal,
         name: &str,
         declared_len: Option<u64>,
-        mut body: S,
+        body: &mut S,
     ) -> DomainResult<Attachment>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
@@ -145,7 +146,8 @@ impl Domain {
             return Err(too_large(max));
         }
         self.limits.gate.send(p.id)?;
-        let name = sanitize::filename(name);
+        // Whole escape sequences go first, so no printable remains of one stay in the name.
+        let name = sanitize::filename(&sanitize::terminal(name));
         let mut staged = self.files.blobs.stage().await.map_err(storage_error)?;
         let mut hasher = blake3::Hasher::new();
         let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);

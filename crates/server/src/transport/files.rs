@@ -43,16 +43,49 @@ async fn upload(
     ApiQuery(q): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<(StatusCode, Json<Attachment>)> {
+) -> ApiResult<Response> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let attachment = s
+    let mut stream = body.into_data_stream();
+    match s
         .domain
-        .upload(&auth.principal, &q.name, declared, body.into_data_stream())
-        .await?;
-    Ok((StatusCode::CREATED, Json(attachment)))
+        .upload(&auth.principal, &q.name, declared, &mut stream)
+        .await
+    {
+        Ok(attachment) => Ok((StatusCode::CREATED, Json(attachment)).into_response()),
+        Err(e @ DomainError::TooLarge(_)) => {
+            // A client still sending when it is refused would see the connection reset
+            // before it reads the answer: read (and drop) a bounded amount first, and
+            // close the connection after the answer.
+            drain(&mut stream).await;
+            let mut resp = ApiError::from(e).into_response();
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Most of a refused upload read and dropped before the answer.
+const DRAIN_BYTES: u64 = 16 << 20;
+/// Longest time spent doing so.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn drain(stream: &mut axum::body::BodyDataStream) {
+    use futures_util::StreamExt;
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while read < DRAIN_BYTES {
+            match stream.next().await {
+                Some(Ok(chunk)) => read += chunk.len() as u64,
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// Downloads a file the caller may see (they uploaded it, or are a member of a
