@@ -23,11 +23,14 @@ use natter_client_core::{Client, ConnectOptions, Connection, ConnectionState, Ev
 use natter_protocol::{ConversationId, HistoryQuery, Message, Target};
 use ratatui::Terminal;
 use ratatui::backend::{Backend, CrosstermBackend};
+use ratatui_image::picker::Picker;
 use time::{OffsetDateTime, UtcOffset};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::event::{Effect, Event, GroupOp, LinkEvent, Page};
+use crate::files;
+use crate::preview;
 use crate::state::State;
 use crate::update::update;
 use crate::view::cursor_position;
@@ -187,7 +190,9 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 static KEYBOARD_FLAGS: AtomicBool = AtomicBool::new(false);
 static MOUSE: AtomicBool = AtomicBool::new(false);
 
-fn enter(mouse: bool) -> std::io::Result<()> {
+/// Sets the terminal up. Returns whether the terminal answered the keyboard query (a
+/// terminal that does not answer queries is not asked about graphics either).
+fn enter(mouse: bool) -> std::io::Result<bool> {
     enable_raw_mode()?;
     ACTIVE.store(true, Ordering::SeqCst);
     let mut out = std::io::stdout();
@@ -197,14 +202,19 @@ fn enter(mouse: bool) -> std::io::Result<()> {
         MOUSE.store(true, Ordering::SeqCst);
     }
     // Lets terminals that can (kitty, foot, WezTerm, ...) report Shift-Enter.
-    if crossterm::terminal::supports_keyboard_enhancement().unwrap_or(false) {
-        crossterm::execute!(
-            out,
-            PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
-        )?;
-        KEYBOARD_FLAGS.store(true, Ordering::SeqCst);
-    }
-    Ok(())
+    let answered = match crossterm::terminal::supports_keyboard_enhancement() {
+        Ok(true) => {
+            crossterm::execute!(
+                out,
+                PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
+            )?;
+            KEYBOARD_FLAGS.store(true, Ordering::SeqCst);
+            true
+        }
+        Ok(false) => true,
+        Err(_) => false,
+    };
+    Ok(answered)
 }
 
 /// Puts the terminal back as it was. Safe to call more than once, and from a panic hook.
@@ -274,7 +284,23 @@ pub fn boot<B: Backend>(
 where
     Error: From<B::Error>,
 {
+    boot_with(client, opts, terminal, preview::halfblocks())
+}
+
+/// [`boot`] with the image protocol found for the terminal.
+pub fn boot_with<B: Backend>(
+    client: &Client,
+    opts: &Options,
+    terminal: &mut Terminal<B>,
+    picker: Picker,
+) -> Result<Boot, Error>
+where
+    Error: From<B::Error>,
+{
     let mut state = initial_state(client, opts);
+    let font = picker.font_size();
+    state.previews.cell = (font.width.max(1), font.height.max(1));
+    state.previews.protocol = preview::protocol_name(picker.protocol_type());
     let size = terminal.size()?;
     state.size = (size.width, size.height);
     let (tx, mut results) = mpsc::unbounded_channel::<Event>();
@@ -287,6 +313,9 @@ where
         conn,
         tx,
         desktop: Arc::new(tokio::sync::Mutex::new(Desktop::new("natter"))),
+        picker: Arc::new(picker),
+        download_dir: state.config.download_dir.clone(),
+        opener: state.config.opener.clone(),
     };
     for ev in cached_events(client) {
         apply(&mut state, ev, &ctx);
@@ -307,10 +336,21 @@ where
 
 /// Runs the interface until the user quits (or SIGTERM/SIGHUP/SIGINT).
 pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
-    let mouse = Config::load(&config_path(&client, &opts)).0.mouse;
+    let config = Config::load(&config_path(&client, &opts)).0;
     install_panic_hook();
-    enter(mouse)?;
+    let answers = enter(config.mouse)?;
     let _guard = Guard;
+    // Before anything reads terminal input: the query reads the answers itself.
+    let picker = if config.previews {
+        preview::detect(config.image_protocol, answers)
+    } else {
+        preview::halfblocks()
+    };
+    tracing::debug!(
+        "image previews: {} ({:?})",
+        preview::protocol_name(picker.protocol_type()),
+        picker.font_size()
+    );
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
     let Boot {
@@ -318,7 +358,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         ctx,
         mut results,
         mut core,
-    } = boot(&client, &opts, &mut terminal)?;
+    } = boot_with(&client, &opts, &mut terminal, picker)?;
     let conn = ctx.conn.clone();
 
     let mut input = EventStream::new();
@@ -446,7 +486,7 @@ async fn edit_externally(text: &str, mouse: bool) -> Result<Option<String>, Stri
         .arg(&path)
         .status()
         .await;
-    let back = enter(mouse);
+    let back = enter(mouse).map(drop);
     let result = match status {
         Err(e) => Err(format!("cannot run {program}: {e}")),
         Ok(s) if !s.success() => Err(format!("{program} exited with {s}; message unchanged")),
@@ -470,6 +510,10 @@ pub struct Ctx {
     pub conn: Connection,
     pub tx: mpsc::UnboundedSender<Event>,
     pub desktop: Arc<tokio::sync::Mutex<Desktop>>,
+    /// How previews are encoded for this terminal.
+    pub picker: Arc<Picker>,
+    pub download_dir: Option<PathBuf>,
+    pub opener: Option<String>,
 }
 
 /// Runs `update` and starts its effects. Returns the texts to edit in `$EDITOR` (the
@@ -510,7 +554,11 @@ pub fn exec(fx: Effect, ctx: &Ctx) {
         conn,
         tx,
         desktop,
+        picker,
+        download_dir,
+        opener,
     } = ctx.clone();
+    let progress_tx = tx.clone();
     let report = move |ev: Event| {
         let _ = tx.send(ev);
     };
@@ -519,12 +567,13 @@ pub fn exec(fx: Effect, ctx: &Ctx) {
             target,
             client_id,
             text,
+            attachments,
         } => {
             let result = Target::parse(&target)
                 .map_err(|e| e.to_string())
                 .and_then(|t| {
                     client
-                        .queue(&t, &text, Some(client_id.clone()))
+                        .queue_with(&t, &text, attachments, Some(client_id.clone()))
                         .map_err(|e| e.to_string())
                 });
             match result {
@@ -741,7 +790,160 @@ pub fn exec(fx: Effect, ctx: &Ctx) {
             });
         }
         Effect::Notify { title, body } => notify(desktop, title, body, report),
+        Effect::Upload { transfer, path } => {
+            tokio::spawn(async move {
+                let total = tokio::fs::metadata(&path)
+                    .await
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                let progress = progress(transfer, total, progress_tx);
+                let result = client
+                    .upload(&path, Some(progress))
+                    .await
+                    .map_err(|e| e.to_string());
+                report(Event::Uploaded { transfer, result });
+            });
+        }
+        Effect::Download {
+            transfer,
+            id,
+            name,
+            size,
+            open,
+        } => {
+            tokio::spawn(async move {
+                let result = download(
+                    &client,
+                    &id,
+                    &name,
+                    open,
+                    download_dir,
+                    opener,
+                    progress(transfer, size, progress_tx),
+                )
+                .await;
+                report(Event::Downloaded { transfer, result });
+            });
+        }
+        Effect::FetchPreview { id, cols, rows } => {
+            tokio::spawn(async move {
+                let result = match client.thumbnail(&id).await {
+                    Ok(png) => tokio::task::spawn_blocking(move || {
+                        preview::encode(&png, &picker, cols, rows)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the preview task failed: {e}"))),
+                    Err(e) => Err(e.to_string()),
+                };
+                report(Event::Preview { id, result });
+            });
+        }
+        Effect::CompletePath { start, word } => {
+            let home = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf());
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            let candidates = files::complete_path(&word, home.as_deref(), &cwd);
+            report(Event::PathCompletions {
+                start,
+                word,
+                candidates,
+            });
+        }
         Effect::Edit { .. } | Effect::Quit => {}
+    }
+}
+
+/// A progress callback that reports each whole percent once (a transfer reports many
+/// chunks; the screen needs at most a hundred updates).
+fn progress(
+    transfer: u64,
+    total: u64,
+    tx: mpsc::UnboundedSender<Event>,
+) -> natter_client_core::rest::Progress {
+    let last = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    Arc::new(move |done: u64| {
+        let pct = (done.min(total) * 100).checked_div(total).unwrap_or(100);
+        if last.swap(pct, Ordering::Relaxed) != pct {
+            let _ = tx.send(Event::Progress {
+                transfer,
+                done,
+                total,
+            });
+        }
+    })
+}
+
+/// The user's download directory: `download_dir` from `tui.toml`, else the platform's
+/// (`~/Downloads`), else the current directory.
+fn save_dir(configured: Option<PathBuf>) -> PathBuf {
+    configured
+        .or_else(|| directories::UserDirs::new().and_then(|u| u.download_dir().map(PathBuf::from)))
+        .filter(|d| d.is_dir())
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Saves attachment `id` under a free name in the download directory, or (`open`)
+/// fetches it into the cache directory and hands it to the system opener. Returns
+/// where the file is.
+async fn download(
+    client: &Client,
+    id: &str,
+    name: &str,
+    open: bool,
+    download_dir: Option<PathBuf>,
+    opener: Option<String>,
+    progress: natter_client_core::rest::Progress,
+) -> Result<PathBuf, String> {
+    let safe = natter_protocol::sanitize::filename(name);
+    if !open {
+        let dir = save_dir(download_dir);
+        let dest = files::free_path(&dir, &safe);
+        return client
+            .download(id, Some(&dest), false, Some(progress))
+            .await
+            .map(|r| r.path)
+            .map_err(|e| e.to_string());
+    }
+    // One directory per attachment: the name is the sender's, ids never collide.
+    let dir = client
+        .paths()
+        .cache_dir
+        .join("files")
+        .join(natter_protocol::sanitize::filename(id));
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dest = dir.join(&safe);
+    // Fetched (and verified) before: open it again without downloading.
+    if !tokio::fs::try_exists(&dest).await.unwrap_or(false) {
+        client
+            .download(id, Some(&dest), false, Some(progress))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let (program, args) = files::opener(opener.as_deref());
+    // Detached: its own process group (Ctrl-C here is not for it), no terminal I/O (it
+    // must not draw over the interface), and reaped in the background.
+    let child = tokio::process::Command::new(&program)
+        .args(&args)
+        .arg(&dest)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .kill_on_drop(false)
+        .spawn();
+    match child {
+        Ok(mut child) => {
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+            Ok(dest)
+        }
+        Err(e) => Err(format!(
+            "cannot run {program} ({e}); the file is at {}",
+            dest.display()
+        )),
     }
 }
 

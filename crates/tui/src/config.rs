@@ -6,6 +6,10 @@
 //! timestamp_format = "[hour]:[minute]"   # `time` crate format description
 //! notifications = true                   # desktop notifications for other conversations
 //! mouse = true                           # wheel scrolling (hold Shift to select text)
+//! previews = true                        # inline image previews (Alt-I toggles)
+//! image_protocol = "auto"                # or "kitty", "sixel", "iterm2", "halfblocks"
+//! download_dir = "~/Downloads"           # where `s` saves files (default: the platform's)
+//! opener = "xdg-open"                    # what `o` opens files with
 //!
 //! [theme]                                # color names, "#rrggbb" or 0-255
 //! accent = "cyan"
@@ -24,6 +28,7 @@ use serde::Deserialize;
 use time::format_description::OwnedFormatItem;
 
 use crate::keys::Keymap;
+use crate::preview::ImageProtocol;
 
 /// The file name inside the config directory.
 pub const FILE_NAME: &str = "tui.toml";
@@ -84,6 +89,13 @@ pub struct Config {
     pub timestamp: OwnedFormatItem,
     pub notifications: bool,
     pub mouse: bool,
+    /// Inline previews of images (the server's thumbnails) under their messages.
+    pub previews: bool,
+    pub image_protocol: ImageProtocol,
+    /// Where files are saved; `None`: the platform's download directory.
+    pub download_dir: Option<PathBuf>,
+    /// The command that opens a file; `None`: `xdg-open` (`open` on macOS).
+    pub opener: Option<String>,
 }
 
 pub const DEFAULT_TIMESTAMP: &str = "[hour]:[minute]";
@@ -97,6 +109,10 @@ impl Default for Config {
             timestamp: default_timestamp(),
             notifications: true,
             mouse: true,
+            previews: true,
+            image_protocol: ImageProtocol::Auto,
+            download_dir: None,
+            opener: None,
         }
     }
 }
@@ -112,6 +128,10 @@ struct RawConfig {
     timestamp_format: Option<String>,
     notifications: Option<bool>,
     mouse: Option<bool>,
+    previews: Option<bool>,
+    image_protocol: Option<String>,
+    download_dir: Option<String>,
+    opener: Option<String>,
     #[serde(default)]
     theme: HashMap<String, RawColor>,
     #[serde(default)]
@@ -185,6 +205,20 @@ impl Config {
         }
         config.notifications = raw.notifications.unwrap_or(true);
         config.mouse = raw.mouse.unwrap_or(true);
+        config.previews = raw.previews.unwrap_or(true);
+        if let Some(p) = raw.image_protocol {
+            match ImageProtocol::parse(&p) {
+                Some(p) => config.image_protocol = p,
+                None => problems.push(format!(
+                    "image_protocol {p:?}: use auto, kitty, sixel, iterm2 or halfblocks"
+                )),
+            }
+        }
+        if let Some(d) = raw.download_dir.filter(|d| !d.trim().is_empty()) {
+            let home = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf());
+            config.download_dir = Some(crate::files::expand_tilde(&d, home.as_deref()));
+        }
+        config.opener = raw.opener.filter(|o| !o.trim().is_empty());
         let mut names: Vec<_> = raw.theme.into_iter().collect();
         names.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, value) in names {
@@ -261,6 +295,10 @@ mod tests {
 timestamp_format = "[hour]h[minute]"
 notifications = false
 mouse = false
+previews = false
+image_protocol = "sixel"
+download_dir = "/tmp/dl"
+opener = "my-open --new"
 [theme]
 accent = "#ff8800"
 dim = 244
@@ -271,7 +309,10 @@ kill_to_end = ["ctrl-k"]
 "##,
         );
         assert!(problems.is_empty(), "{problems:?}");
-        assert!(!c.notifications && !c.mouse);
+        assert!(!c.notifications && !c.mouse && !c.previews);
+        assert_eq!(c.image_protocol, ImageProtocol::Sixel);
+        assert_eq!(c.download_dir.as_deref(), Some(Path::new("/tmp/dl")));
+        assert_eq!(c.opener.as_deref(), Some("my-open --new"));
         assert_eq!(c.theme.accent, Color::Rgb(0xff, 0x88, 0));
         assert_eq!(c.theme.dim, Color::Indexed(244));
         assert_eq!(c.theme.names, [Color::Red, Color::Blue]);
@@ -296,5 +337,9 @@ kill_to_end = ["ctrl-k"]
         assert!(problems[0].starts_with("tui.toml ignored"), "{problems:?}");
         let (_, problems) = Config::parse("colour = 1");
         assert_eq!(problems.len(), 1);
+        let (c, problems) = Config::parse("image_protocol = \"ascii-art\"");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(c.image_protocol, ImageProtocol::Auto);
+        assert!(c.previews, "previews are on by default");
     }
 }

@@ -1,13 +1,14 @@
 //! The one [`Event`] type that drives [`crate::update`] (terminal input, what the client
 //! library reports, results of effects, clock ticks) and the [`Effect`]s it asks for.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyEvent, MouseEvent};
 use natter_client_core::OutboxEntry;
 use natter_protocol::{
-    ConversationId, ConversationInfo, ConversationState, Message, Presence, PresenceState, Receipt,
-    SendAck, Seq, Settings,
+    Attachment, ConversationId, ConversationInfo, ConversationState, Message, Presence,
+    PresenceState, Receipt, SendAck, Seq, Settings,
 };
 
 /// Connection state as reported by the client library.
@@ -110,6 +111,33 @@ pub enum Event {
     },
     /// The external editor finished; `Ok(None)`: nothing was written.
     Edited(Result<Option<String>, String>),
+    /// A transfer moved on: `done` bytes of `total`.
+    Progress {
+        transfer: u64,
+        done: u64,
+        total: u64,
+    },
+    /// An upload of `/file` finished; the message is queued next.
+    Uploaded {
+        transfer: u64,
+        result: Result<Attachment, String>,
+    },
+    /// A save (or a fetch for the opener) finished: where the file is.
+    Downloaded {
+        transfer: u64,
+        result: Result<PathBuf, String>,
+    },
+    /// A preview was fetched and encoded (or could not be).
+    Preview {
+        id: String,
+        result: Result<crate::preview::PreviewImage, String>,
+    },
+    /// Paths that complete the word at `start` of the input (Tab after `/file`).
+    PathCompletions {
+        start: usize,
+        word: String,
+        candidates: Vec<String>,
+    },
 }
 
 /// A group management command typed as `/group ...`.
@@ -131,6 +159,8 @@ pub enum Effect {
         target: String,
         client_id: String,
         text: String,
+        /// Ids of uploaded files the message carries.
+        attachments: Vec<String>,
     },
     /// Ask the connection to flush the outbox now.
     Flush,
@@ -168,6 +198,31 @@ pub enum Effect {
     /// Suspend the interface and edit `text` in `$EDITOR`.
     Edit {
         text: String,
+    },
+    /// Upload the file at `path` (`~` already expanded), reporting progress.
+    Upload {
+        transfer: u64,
+        path: PathBuf,
+    },
+    /// Download attachment `id` (`size` bytes): into the download directory under a
+    /// name that is free, or with `open` into the cache and then to the system opener.
+    Download {
+        transfer: u64,
+        id: String,
+        name: String,
+        size: u64,
+        open: bool,
+    },
+    /// Fetch the thumbnail of `id` and encode it for a `cols` x `rows` box.
+    FetchPreview {
+        id: String,
+        cols: u16,
+        rows: u16,
+    },
+    /// List the paths that complete `word` (for Tab after `/file`).
+    CompletePath {
+        start: usize,
+        word: String,
     },
     Quit,
 }

@@ -45,6 +45,14 @@ pub enum Action {
     Jump(u8),
     PageUp,
     PageDown,
+    /// Files mode: pick an attachment of the open conversation.
+    Files,
+    /// In files mode: save the highlighted file to the download directory.
+    SaveFile,
+    /// In files mode: open the highlighted file with the system opener.
+    OpenFile,
+    /// Inline image previews on or off.
+    TogglePreviews,
 }
 
 impl Action {
@@ -81,6 +89,10 @@ impl Action {
             Action::Jump(n) => return format!("jump_{n}"),
             Action::PageUp => "page_up",
             Action::PageDown => "page_down",
+            Action::Files => "files",
+            Action::SaveFile => "save_file",
+            Action::OpenFile => "open_file",
+            Action::TogglePreviews => "toggle_previews",
         };
         s.to_string()
     }
@@ -111,6 +123,10 @@ impl Action {
         v.extend([
             Action::PageUp,
             Action::PageDown,
+            Action::Files,
+            Action::SaveFile,
+            Action::OpenFile,
+            Action::TogglePreviews,
             Action::HistoryPrev,
             Action::HistoryNext,
             Action::LineStart,
@@ -168,6 +184,10 @@ impl Action {
             Action::Jump(n) => format!("conversation {n} of the sidebar"),
             Action::PageUp => "scroll up (loads older history)".into(),
             Action::PageDown => "scroll down".into(),
+            Action::Files => "files mode: ↑↓ choose a file, Esc leaves".into(),
+            Action::SaveFile => "(files mode) save it to the download directory".into(),
+            Action::OpenFile => "(files mode) open it with the system opener".into(),
+            Action::TogglePreviews => "image previews on / off".into(),
         }
     }
 
@@ -207,6 +227,10 @@ impl Action {
             ],
             Action::PageUp => vec!["pageup"],
             Action::PageDown => vec!["pagedown"],
+            Action::Files => vec!["ctrl-o", "f3"],
+            Action::SaveFile => vec!["s"],
+            Action::OpenFile => vec!["o"],
+            Action::TogglePreviews => vec!["alt-i"],
         }
     }
 }
@@ -395,6 +419,13 @@ impl Keymap {
 
     pub fn action(&self, ev: &KeyEvent) -> Option<Action> {
         self.map.get(&KeySpec::from_event(ev)).copied()
+    }
+
+    /// Like [`Keymap::action`] outside files mode: keys of files-mode actions (plain
+    /// letters by default) are then typed, not taken.
+    pub fn typing_action(&self, ev: &KeyEvent) -> Option<Action> {
+        self.action(ev)
+            .filter(|a| !matches!(a, Action::SaveFile | Action::OpenFile))
     }
 
     /// The keys bound to `action`, in a stable order, for the help screen.

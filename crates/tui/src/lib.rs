@@ -18,14 +18,19 @@
 //! - [`input`]: the line editor (readline keys) and input history.
 //! - [`keys`], [`config`]: key bindings and `tui.toml`.
 //! - [`fuzzy`]: the quick switcher's matcher.
+//! - [`files`]: attachments as shown, files mode, transfers, `/file` path handling.
+//! - [`preview`]: inline image previews: terminal graphics detection, box sizes,
+//!   thumbnail encoding, the bounded cache.
 
 pub mod app;
 pub mod config;
 pub mod event;
+pub mod files;
 pub mod fuzzy;
 pub mod input;
 pub mod keys;
 pub mod layout;
+pub mod preview;
 pub mod state;
 pub mod timeline;
 pub mod update;

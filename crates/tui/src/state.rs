@@ -12,7 +12,9 @@ use natter_protocol::{
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::config::Config;
+use crate::files::{Att, FileSel, Transfer};
 use crate::input::{Editor, History};
+use crate::preview::Previews;
 
 /// Multi-line untrusted text made safe: escape sequences and controls removed (newlines
 /// kept), tabs expanded so that the width of every cell is known.
@@ -60,6 +62,8 @@ pub struct Msg {
     pub receipts: Receipts,
     /// A membership or settings change ("bob added carol"), shown as a quiet line.
     pub system: bool,
+    /// Files it carries, in the order sent.
+    pub attachments: Vec<Att>,
 }
 
 impl Msg {
@@ -74,7 +78,13 @@ impl Msg {
             failed: None,
             receipts: Receipts::default(),
             system: m.event.is_some(),
+            attachments: m.attachments.iter().map(Att::from_attachment).collect(),
         }
+    }
+
+    /// Has an attachment with a preview to show.
+    pub fn has_preview(&self) -> bool {
+        self.attachments.iter().any(|a| a.thumbnail)
     }
 
     pub fn mark(&self) -> Mark {
@@ -142,6 +152,9 @@ pub struct Conv {
     /// `None`: follow the newest message. `Some`: scrolled, top edge here.
     pub anchor: Option<Anchor>,
     pub typing: Vec<Typist>,
+    /// Loaded messages with an image preview: while 0 (nearly always), nothing looks
+    /// for previews to fetch.
+    pub with_previews: usize,
 }
 
 impl Conv {
@@ -165,6 +178,7 @@ impl Conv {
             opened: false,
             anchor: None,
             typing: Vec::new(),
+            with_previews: 0,
         };
         c.apply_info(info);
         c
@@ -252,6 +266,9 @@ impl Conv {
             }
             self.last_seq = self.last_seq.max(seq);
             let receipts = self.messages.get(&seq).map(|old| old.receipts);
+            if receipts.is_none() && m.has_preview() {
+                self.with_previews += 1;
+            }
             let entry = self.messages.entry(seq).or_insert(m);
             if let Some(r) = receipts {
                 entry.receipts = r;
@@ -277,6 +294,7 @@ impl Conv {
         }
         if let Some(cut) = cut {
             self.messages = self.messages.split_off(&cut);
+            self.with_previews = self.messages.values().filter(|m| m.has_preview()).count();
             self.reached_start = false;
             if self
                 .anchor
@@ -417,6 +435,12 @@ pub struct State {
     pub utc_offset: UtcOffset,
     /// When "typing" was last sent, and for which conversation.
     pub typing_sent: Option<(ConversationId, Instant)>,
+    /// Files mode (Ctrl-O): the attachment picked in the open conversation.
+    pub files: Option<FileSel>,
+    /// Uploads and downloads under way, oldest first.
+    pub transfers: Vec<Transfer>,
+    pub next_transfer: u64,
+    pub previews: Previews,
     /// Set by `update` when something visible changed.
     pub dirty: bool,
     pub quit: bool,
@@ -427,6 +451,7 @@ pub const NOTICE_TIME: Duration = Duration::from_secs(8);
 
 impl State {
     pub fn new(me: &str, server: &str, config: Config, now: Instant) -> State {
+        let previews = config.previews;
         State {
             me: clean_line(me),
             server: clean_line(server),
@@ -449,6 +474,10 @@ impl State {
             last_flush: None,
             utc_offset: UtcOffset::UTC,
             typing_sent: None,
+            files: None,
+            transfers: Vec::new(),
+            next_transfer: 1,
+            previews: Previews::new(previews),
             dirty: true,
             quit: false,
         }

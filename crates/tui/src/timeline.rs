@@ -9,6 +9,8 @@ use ratatui::text::{Line, Span};
 use time::OffsetDateTime;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
+use crate::files::Att;
+use crate::preview::{Slot, preview_box};
 use crate::state::{Anchor, Conv, Key, Mark, Msg, State};
 
 /// Columns before a message body.
@@ -93,15 +95,97 @@ pub fn name_style(state: &State, name: &str) -> Style {
     Style::default().fg(color).add_modifier(Modifier::BOLD)
 }
 
+/// Where a preview box is within an item's lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The first of its rows, counted in the item's lines.
+    pub line: usize,
+    /// The column of its left edge within the timeline.
+    pub col: u16,
+    pub id: String,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// One item laid out: its lines and where image previews go over them.
+#[derive(Debug, Clone, Default)]
+pub struct ItemLayout {
+    pub lines: Vec<Line<'static>>,
+    pub previews: Vec<Placement>,
+}
+
 /// The rendered lines of one item, `width` columns wide.
 pub fn item_lines(state: &State, conv: &Conv, key: Key, width: u16) -> Vec<Line<'static>> {
+    item_layout(state, conv, key, width).lines
+}
+
+/// Cuts `s` to at most `max` columns, ending with `…` when it was longer.
+pub fn truncate_to(s: &str, max: usize) -> String {
+    if s.width() <= max {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw + 1 > max {
+            break;
+        }
+        out.push(c);
+        w += cw;
+    }
+    out.push('…');
+    out
+}
+
+/// The line of one attachment: `📎 build.log  2.1 MB  text/plain`, fitted to `room`
+/// columns (the name is shortened first, then the type and the size are left out).
+fn file_spans(state: &State, att: &Att, room: usize, selected: bool) -> Vec<Span<'static>> {
+    let theme = &state.config.theme;
+    let base = if selected {
+        Style::default()
+            .bg(theme.selected_bg)
+            .add_modifier(Modifier::BOLD)
+    } else {
+        Style::default()
+    };
+    let dim = base.fg(theme.dim);
+    let icon = "📎 ";
+    let size = att.size_label();
+    let mut extras: Vec<String> = [size, att.mime.clone()]
+        .into_iter()
+        .filter(|e| !e.is_empty())
+        .collect();
+    let extras_width = |e: &[String]| e.iter().map(|x| 2 + x.width()).sum::<usize>();
+    // Keep at least a few columns of the name before dropping the details.
+    while !extras.is_empty()
+        && icon.width() + 8.min(att.name.width()) + extras_width(&extras) > room
+    {
+        extras.pop();
+    }
+    let name_room = room
+        .saturating_sub(icon.width() + extras_width(&extras))
+        .max(1);
+    let mut spans = vec![
+        Span::styled(icon, base),
+        Span::styled(truncate_to(&att.name, name_room), base),
+    ];
+    for e in extras {
+        spans.push(Span::styled(format!("  {e}"), dim));
+    }
+    spans
+}
+
+/// Lays out one item, `width` columns wide.
+pub fn item_layout(state: &State, conv: &Conv, key: Key, width: u16) -> ItemLayout {
     let Some(m) = conv.get(key) else {
-        return Vec::new();
+        return ItemLayout::default();
     };
     let width = usize::from(width);
     let theme = &state.config.theme;
     let prev = conv.prev_key(key).and_then(|k| conv.get(k));
     let mut lines = Vec::new();
+    let mut previews = Vec::new();
     if prev.is_none() && conv.reached_start && key == conv.first_key().unwrap_or(key) {
         lines.push(Line::styled(
             "— start of the conversation —",
@@ -131,7 +215,7 @@ pub fn item_lines(state: &State, conv: &Conv, key: Key, width: u16) -> Vec<Line<
                     .add_modifier(Modifier::ITALIC),
             ));
         }
-        return lines;
+        return ItemLayout { lines, previews };
     }
     let header = new_day
         || prev
@@ -147,34 +231,94 @@ pub fn item_lines(state: &State, conv: &Conv, key: Key, width: u16) -> Vec<Line<
         ]));
     }
     let body_width = width.saturating_sub(INDENT + MARK_WIDTH).max(1);
-    let body = wrap(&m.text, body_width);
-    let mine = m.sender == state.me;
-    let n = body.len();
-    for (i, text) in body.into_iter().enumerate() {
-        let mut spans = vec![Span::raw(" ".repeat(INDENT))];
-        let tw = text.width();
-        spans.push(Span::raw(text));
-        if mine && i + 1 == n {
-            let (mark, style) = match m.mark() {
-                Mark::Pending => ("…", Style::default().fg(theme.dim)),
-                Mark::Failed => (
-                    "!",
-                    Style::default()
-                        .fg(theme.error)
-                        .add_modifier(Modifier::BOLD),
-                ),
-                Mark::Sent => ("✓", Style::default().fg(theme.dim)),
-                Mark::Delivered => ("✓✓", Style::default().fg(theme.dim)),
-                Mark::Read => (
-                    "✔✔",
-                    Style::default().fg(theme.read).add_modifier(Modifier::BOLD),
-                ),
+    // A message that is only files shows only its files.
+    let text_lines = if m.attachments.is_empty() || !m.text.trim().is_empty() {
+        wrap(&m.text, body_width)
+    } else {
+        Vec::new()
+    };
+    let mut mark_line = None;
+    for text in text_lines {
+        mark_line = Some(lines.len());
+        lines.push(Line::from(vec![
+            Span::raw(" ".repeat(INDENT)),
+            Span::raw(text),
+        ]));
+    }
+    if !m.attachments.is_empty() {
+        let selected = state
+            .files
+            .as_ref()
+            .and_then(|f| f.current())
+            .filter(|(k, _)| *k == key)
+            .map(|(_, i)| i);
+        for (i, att) in m.attachments.iter().enumerate() {
+            let sel = selected == Some(i);
+            let lead = if sel {
+                Span::styled(
+                    format!("{:<INDENT$}", "▸"),
+                    Style::default().fg(theme.accent),
+                )
+            } else {
+                Span::raw(" ".repeat(INDENT))
             };
-            let pad = width.saturating_sub(INDENT + tw + mark.width());
-            spans.push(Span::raw(" ".repeat(pad)));
-            spans.push(Span::styled(mark, style));
+            let mut spans = vec![lead];
+            spans.extend(file_spans(state, att, body_width, sel));
+            mark_line = Some(lines.len());
+            lines.push(Line::from(spans));
+            if !state.previews.enabled {
+                continue;
+            }
+            let Some((cols, rows)) = preview_box(
+                att,
+                state.previews.cell,
+                body_width.min(usize::from(u16::MAX)) as u16,
+            ) else {
+                continue;
+            };
+            let note = match state.previews.get(&att.id) {
+                Some(Slot::Ready(_)) => "",
+                Some(Slot::Failed) => "(no preview)",
+                _ => "loading preview…",
+            };
+            previews.push(Placement {
+                line: lines.len(),
+                col: INDENT as u16,
+                id: att.id.clone(),
+                cols,
+                rows,
+            });
+            for r in 0..rows {
+                let text = if r == 0 { note } else { "" };
+                lines.push(Line::styled(
+                    format!("{}{text}", " ".repeat(INDENT)),
+                    Style::default().fg(theme.dim),
+                ));
+            }
         }
-        lines.push(Line::from(spans));
+    }
+    if m.sender == state.me
+        && let Some(at) = mark_line
+    {
+        let (mark, style) = match m.mark() {
+            Mark::Pending => ("…", Style::default().fg(theme.dim)),
+            Mark::Failed => (
+                "!",
+                Style::default()
+                    .fg(theme.error)
+                    .add_modifier(Modifier::BOLD),
+            ),
+            Mark::Sent => ("✓", Style::default().fg(theme.dim)),
+            Mark::Delivered => ("✓✓", Style::default().fg(theme.dim)),
+            Mark::Read => (
+                "✔✔",
+                Style::default().fg(theme.read).add_modifier(Modifier::BOLD),
+            ),
+        };
+        let line = &mut lines[at];
+        let pad = width.saturating_sub(line.width() + mark.width());
+        line.spans.push(Span::raw(" ".repeat(pad)));
+        line.spans.push(Span::styled(mark, style));
     }
     if let Some(err) = &m.failed {
         lines.push(Line::styled(
@@ -182,7 +326,7 @@ pub fn item_lines(state: &State, conv: &Conv, key: Key, width: u16) -> Vec<Line<
             Style::default().fg(theme.error),
         ));
     }
-    lines
+    ItemLayout { lines, previews }
 }
 
 pub fn height(state: &State, conv: &Conv, key: Key, width: u16) -> usize {
@@ -292,41 +436,130 @@ pub fn scroll_down(
 /// The lines to draw, top to bottom (fewer than `rows` when the conversation is short:
 /// the caller aligns them to the bottom).
 pub fn visible(state: &State, conv: &Conv, width: u16, rows: usize) -> Vec<Line<'static>> {
+    visible_layout(state, conv, width, rows).lines
+}
+
+/// A preview box on screen: `row` is its first row counted from the first drawn line
+/// (negative when its top is scrolled off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub row: isize,
+    pub placement: Placement,
+}
+
+/// What [`visible`] draws, with the previews' boxes.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub lines: Vec<Line<'static>>,
+    pub previews: Vec<Shown>,
+    /// The items drawn, top to bottom.
+    pub keys: Vec<Key>,
+}
+
+fn place(previews: &mut Vec<Shown>, item: &ItemLayout, first_row: isize) {
+    for p in &item.previews {
+        previews.push(Shown {
+            row: first_row + p.line as isize,
+            placement: p.clone(),
+        });
+    }
+}
+
+/// Lays out what is visible: lines, preview boxes and the items they come from.
+pub fn visible_layout(state: &State, conv: &Conv, width: u16, rows: usize) -> View {
     if let Some(a) = conv.anchor
         && conv.get(a.key).is_some()
     {
-        let mut out: Vec<Line<'static>> = Vec::with_capacity(rows);
-        let first = item_lines(state, conv, a.key, width);
-        let skip = a.offset.min(first.len().saturating_sub(1));
-        out.extend(first.into_iter().skip(skip));
+        let mut view = View {
+            lines: Vec::with_capacity(rows),
+            ..View::default()
+        };
+        let first = item_layout(state, conv, a.key, width);
+        let skip = a.offset.min(first.lines.len().saturating_sub(1));
+        place(&mut view.previews, &first, -(skip as isize));
+        view.keys.push(a.key);
+        view.lines.extend(first.lines.into_iter().skip(skip));
         let mut key = conv.next_key(a.key);
-        while out.len() < rows {
+        while view.lines.len() < rows {
             let Some(k) = key else { break };
-            out.extend(item_lines(state, conv, k, width));
+            let item = item_layout(state, conv, k, width);
+            place(&mut view.previews, &item, view.lines.len() as isize);
+            view.keys.push(k);
+            view.lines.extend(item.lines);
             key = conv.next_key(k);
         }
-        if out.len() >= rows {
-            out.truncate(rows);
-            return out;
+        if view.lines.len() >= rows {
+            view.lines.truncate(rows);
+            return view;
         }
     }
-    let mut chunks: Vec<Vec<Line<'static>>> = Vec::new();
+    let mut chunks: Vec<(Key, ItemLayout)> = Vec::new();
     let mut total = 0;
     let mut key = conv.last_key();
     while let Some(k) = key {
         if total >= rows {
             break;
         }
-        let lines = item_lines(state, conv, k, width);
-        total += lines.len();
-        chunks.push(lines);
+        let item = item_layout(state, conv, k, width);
+        total += item.lines.len();
+        chunks.push((k, item));
         key = conv.prev_key(k);
     }
-    let mut out: Vec<Line<'static>> = chunks.into_iter().rev().flatten().collect();
-    if out.len() > rows {
-        out.drain(..out.len() - rows);
+    let cut = total.saturating_sub(rows) as isize;
+    let mut view = View {
+        lines: Vec::with_capacity(total.min(rows)),
+        ..View::default()
+    };
+    let mut at: isize = 0;
+    for (k, item) in chunks.into_iter().rev() {
+        place(&mut view.previews, &item, at - cut);
+        at += item.lines.len() as isize;
+        view.keys.push(k);
+        view.lines.extend(item.lines);
     }
-    out
+    if view.lines.len() > rows {
+        view.lines.drain(..view.lines.len() - rows);
+    }
+    view
+}
+
+/// The anchor that brings item `key` into view: unchanged when the item is already
+/// wholly on screen, else with the item at the top (or following the newest message
+/// when the item is in the last screenful).
+pub fn reveal(state: &State, conv: &Conv, key: Key, width: u16, rows: usize) -> Option<Anchor> {
+    let view = visible_layout(state, conv, width, rows);
+    let h = height(state, conv, key, width);
+    if let Some(i) = view.keys.iter().position(|k| *k == key) {
+        // Lines before it on screen (the first item may be partly scrolled off).
+        let first_skip = conv.anchor.map_or(0, |a| {
+            if Some(&a.key) == view.keys.first() {
+                a.offset
+            } else {
+                0
+            }
+        });
+        let before: usize = view.keys[..i]
+            .iter()
+            .map(|k| height(state, conv, *k, width))
+            .sum::<usize>();
+        let top = before as isize - first_skip as isize;
+        let follow_cut = if conv.anchor.is_none() {
+            let total: usize = view
+                .keys
+                .iter()
+                .map(|k| height(state, conv, *k, width))
+                .sum();
+            total.saturating_sub(rows) as isize
+        } else {
+            0
+        };
+        let top = top - follow_cut;
+        if top >= 0 && top as usize + h <= rows {
+            return conv.anchor;
+        }
+    }
+    let a = Anchor { key, offset: 0 };
+    (lines_from(state, conv, a, width, rows + 1) > rows).then_some(a)
 }
 
 /// Items above the anchor still loaded; fewer than this asks for an older page.
@@ -353,7 +586,16 @@ pub fn wants_older_at(conv: &Conv, anchor: Option<Anchor>) -> bool {
 
 /// The text for a notification or a switcher preview: the first line, shortened.
 pub fn preview(m: &Msg, max: usize) -> String {
-    let first = m.text.lines().next().unwrap_or("");
+    let files;
+    let mut first = m.text.lines().next().unwrap_or("");
+    if first.trim().is_empty() && !m.attachments.is_empty() {
+        files = match m.attachments.as_slice() {
+            [a] if a.size.is_some() => format!("sent {} ({})", a.name, a.size_label()),
+            [a] => format!("sent {}", a.name),
+            many => format!("sent {} files", many.len()),
+        };
+        first = &files;
+    }
     let mut out = String::new();
     let mut w = 0;
     for c in first.chars() {

@@ -11,18 +11,21 @@ use natter_protocol::{
 };
 
 use crate::event::{Effect, Event, GroupOp, LinkEvent, Page};
+use crate::files::{Att, FileSel, Transfer, TransferKind, split_path_arg};
 use crate::fuzzy;
 use crate::keys::Action;
 use crate::layout::timeline_size;
+use crate::preview::Slot;
 use crate::state::{
-    Completion, Conv, Link, Msg, Overlay, Receipts, State, SwitchEntry, SwitchTarget, Switcher,
-    Typist, clean, clean_line,
+    Completion, Conv, Key, Link, Msg, Overlay, Receipts, State, SwitchEntry, SwitchTarget,
+    Switcher, Typist, clean, clean_line,
 };
 use crate::timeline;
 
 /// The slash commands, for completion and help.
 pub const COMMANDS: &[(&str, &str)] = &[
     ("/msg", "@user|group [text]  open a conversation (and send)"),
+    ("/file", "PATH [text]  send a file (Tab completes the path)"),
     ("/group", "create|add|remove|info|leave NAME [users]"),
     ("/read", "mark this conversation read"),
     ("/away", "set yourself away"),
@@ -42,11 +45,41 @@ const FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// Applies one event. Returns the effects to run, in order.
 pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
     let mut fx = Vec::new();
+    apply_event(s, event, &mut fx);
+    if s.dirty {
+        want_previews(s, &mut fx);
+    }
+    fx
+}
+
+/// Asks for the previews on screen that are not in the cache yet (and marks those that
+/// are as recently wanted). Free when the open conversation has no image loaded.
+fn want_previews(s: &mut State, fx: &mut Vec<Effect>) {
+    if !s.previews.enabled || s.current().is_none_or(|c| c.with_previews == 0) {
+        return;
+    }
+    let (width, rows) = timeline_size(s);
+    let Some(c) = s.current() else { return };
+    let width = width.saturating_sub(1);
+    let view = timeline::visible_layout(s, c, width, rows);
+    for shown in view.previews {
+        let p = shown.placement;
+        if s.previews.want(&p.id) {
+            fx.push(Effect::FetchPreview {
+                id: p.id,
+                cols: p.cols,
+                rows: p.rows,
+            });
+        }
+    }
+}
+
+fn apply_event(s: &mut State, event: Event, fx: &mut Vec<Effect>) {
     match event {
-        Event::Key(key) => on_key(s, key, &mut fx),
+        Event::Key(key) => on_key(s, key, fx),
         Event::Mouse(m) => match m.kind {
-            MouseEventKind::ScrollUp => scroll(s, true, WHEEL_LINES, &mut fx),
-            MouseEventKind::ScrollDown => scroll(s, false, WHEEL_LINES, &mut fx),
+            MouseEventKind::ScrollUp => scroll(s, true, WHEEL_LINES, fx),
+            MouseEventKind::ScrollDown => scroll(s, false, WHEEL_LINES, fx),
             _ => {}
         },
         Event::Paste(text) => {
@@ -56,7 +89,7 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
                 refresh_switcher(s);
             } else if s.overlay.is_none() {
                 s.input.insert_str(&text);
-                typed(s, &mut fx);
+                typed(s, fx);
             }
             s.dirty = true;
         }
@@ -64,8 +97,8 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
             s.size = (w, h);
             s.dirty = true;
         }
-        Event::Tick { now, wall } => tick(s, now, wall, &mut fx),
-        Event::Terminate => quit(s, &mut fx),
+        Event::Tick { now, wall } => tick(s, now, wall, fx),
+        Event::Terminate => quit(s, fx),
         Event::Link(l) => {
             let online = l == LinkEvent::Online;
             s.link = match l {
@@ -80,7 +113,7 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
             if online {
                 fx.push(Effect::RefreshConversations);
                 s.last_flush = Some(s.now);
-                mark_viewed(s, &mut fx);
+                mark_viewed(s, fx);
             }
             s.dirty = true;
         }
@@ -88,11 +121,11 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
             message,
             conversation,
             replayed,
-        } => on_message(s, &message, &conversation, replayed, &mut fx),
+        } => on_message(s, &message, &conversation, replayed, fx),
         Event::Conversation(info) => {
             upsert(s, &info);
             if s.selected.is_none() {
-                select(s, info.id, &mut fx);
+                select(s, info.id, fx);
             }
         }
         Event::Removed {
@@ -108,7 +141,7 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
             if s.selected == Some(conversation_id) {
                 s.selected = None;
                 if let Some(id) = s.convs.first().map(|c| c.id) {
-                    select(s, id, &mut fx);
+                    select(s, id, fx);
                 }
             }
             s.notify(format!("you are no longer a member of {name}"), false);
@@ -188,7 +221,7 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
                 c.last_seq = c.last_seq.max(st.last_seq);
             }
             if s.selected == Some(st.conversation_id) {
-                mark_viewed(s, &mut fx);
+                mark_viewed(s, fx);
             }
             s.dirty = true;
         }
@@ -207,7 +240,7 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
                 }
             }
             if s.selected == Some(conversation_id) {
-                mark_viewed(s, &mut fx);
+                mark_viewed(s, fx);
             }
             s.dirty = true;
         }
@@ -230,7 +263,7 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
                     .max_by_key(|c| (c.last_activity, c.id))
                     .map(|c| c.id);
                 if let Some(id) = latest {
-                    select(s, id, &mut fx);
+                    select(s, id, fx);
                 }
             }
             s.dirty = true;
@@ -253,6 +286,7 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
                         failed: None,
                         receipts: Receipts::default(),
                         system: false,
+                        attachments: e.attachments.iter().map(|id| Att::unknown(id)).collect(),
                     });
                 }
             }
@@ -282,11 +316,11 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
             users.retain(|u| *u != me);
             s.users.extend(users);
             if s.selected == Some(conversation_id) {
-                mark_viewed(s, &mut fx);
+                mark_viewed(s, fx);
                 if s.current()
                     .is_some_and(|c| c.anchor.is_some() && timeline::wants_older(c))
                 {
-                    load_older(s, &mut fx);
+                    load_older(s, fx);
                 }
             }
             s.dirty = true;
@@ -304,9 +338,9 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
         }
         Event::Opened { info, text } => {
             upsert(s, &info);
-            select(s, info.id, &mut fx);
+            select(s, info.id, fx);
             if let Some(text) = text {
-                send_text(s, text, &mut fx);
+                send_text(s, text, fx);
             }
         }
         Event::Done(Ok(line)) => s.notify(clean_line(&line), false),
@@ -325,8 +359,58 @@ pub fn update(s: &mut State, event: Event) -> Vec<Effect> {
         }
         Event::Edited(Ok(None)) => s.dirty = true,
         Event::Edited(Err(e)) => s.notify(clean_line(&e), true),
+        Event::Progress {
+            transfer,
+            done,
+            total,
+        } => {
+            if let Some(t) = s.transfers.iter_mut().find(|t| t.id == transfer) {
+                t.done = done;
+                t.total = Some(total);
+                s.dirty = true;
+            }
+        }
+        Event::Uploaded { transfer, result } => uploaded(s, transfer, result, fx),
+        Event::Downloaded { transfer, result } => {
+            let Some(i) = s.transfers.iter().position(|t| t.id == transfer) else {
+                return;
+            };
+            let t = s.transfers.remove(i);
+            match (result, &t.kind) {
+                (Ok(path), TransferKind::Open) => s.notify(
+                    format!("opened {}", clean_line(&path.display().to_string())),
+                    false,
+                ),
+                (Ok(path), _) => s.notify(
+                    format!("saved {}", clean_line(&path.display().to_string())),
+                    false,
+                ),
+                (Err(e), _) => s.notify(format!("cannot get {}: {}", t.name, clean_line(&e)), true),
+            }
+        }
+        Event::Preview { id, result } => {
+            let slot = match result {
+                Ok(img) => Slot::Ready(img),
+                Err(e) => {
+                    tracing::debug!("preview of {id}: {e}");
+                    Slot::Failed
+                }
+            };
+            s.previews.put(&id, slot);
+            s.dirty = true;
+        }
+        Event::PathCompletions {
+            start,
+            word,
+            candidates,
+        } => {
+            // Only if the input still ends with what was completed.
+            let end = s.input.cursor();
+            if s.input.text().get(start..end) == Some(word.as_str()) {
+                apply_completions(s, start, &word, candidates, true);
+            }
+        }
     }
-    fx
 }
 
 fn quit(s: &mut State, fx: &mut Vec<Effect>) {
@@ -624,7 +708,10 @@ fn on_key(s: &mut State, key: KeyEvent, fx: &mut Vec<Effect>) {
         overlay_key(s, key, fx);
         return;
     }
-    let action = s.config.keymap.action(&key);
+    if s.files.is_some() && files_key(s, key, fx) {
+        return;
+    }
+    let action = s.config.keymap.typing_action(&key);
     if action != Some(Action::Complete) {
         s.completion = None;
     }
@@ -662,7 +749,18 @@ fn on_key(s: &mut State, key: KeyEvent, fx: &mut Vec<Effect>) {
             }
         }
         Action::Newline => s.input.insert('\n'),
-        Action::Complete => complete(s),
+        Action::Complete => complete(s, fx),
+        Action::Files => enter_files(s),
+        Action::SaveFile | Action::OpenFile => {}
+        Action::TogglePreviews => {
+            s.previews.enabled = !s.previews.enabled;
+            if !s.previews.enabled {
+                // Drops the images (memory) too; they are fetched again when wanted.
+                s.previews.clear();
+            }
+            let on = if s.previews.enabled { "on" } else { "off" };
+            s.notify(format!("image previews {on}"), false);
+        }
         Action::HistoryPrev => {
             if !s.input.on_first_line() {
                 s.input.line_up();
@@ -889,6 +987,7 @@ fn send_text(s: &mut State, text: String, fx: &mut Vec<Effect>) -> bool {
         failed: None,
         receipts: Receipts::default(),
         system: false,
+        attachments: Vec::new(),
     });
     c.anchor = None;
     let target = c.target.clone();
@@ -896,9 +995,241 @@ fn send_text(s: &mut State, text: String, fx: &mut Vec<Effect>) -> bool {
         target,
         client_id,
         text,
+        attachments: Vec::new(),
     });
     s.dirty = true;
     true
+}
+
+/// An upload of `/file` finished: the message with the file goes into the outbox (so it
+/// survives going offline from here on), shown at once as pending.
+fn uploaded(
+    s: &mut State,
+    transfer: u64,
+    result: Result<natter_protocol::Attachment, String>,
+    fx: &mut Vec<Effect>,
+) {
+    let Some(i) = s.transfers.iter().position(|t| t.id == transfer) else {
+        return;
+    };
+    let t = s.transfers.remove(i);
+    s.dirty = true;
+    let TransferKind::Upload {
+        target,
+        conversation_id,
+        text,
+        client_id,
+    } = t.kind
+    else {
+        return;
+    };
+    let att = match result {
+        Ok(a) => a,
+        Err(e) => {
+            return s.notify(format!("cannot send {}: {}", t.name, clean_line(&e)), true);
+        }
+    };
+    let me = s.me.clone();
+    let wall = s.wall;
+    let viewing = s.selected == Some(conversation_id);
+    if let Some(c) = s.conv_mut(conversation_id) {
+        c.pending.push(Msg {
+            id: None,
+            seq: None,
+            client_id: client_id.clone(),
+            sender: me,
+            text: clean(&text),
+            sent_at: wall,
+            failed: None,
+            receipts: Receipts::default(),
+            system: false,
+            attachments: vec![Att::from_attachment(&att)],
+        });
+        if viewing {
+            c.anchor = None;
+        }
+    }
+    fx.push(Effect::Send {
+        target,
+        client_id,
+        text,
+        attachments: vec![att.id],
+    });
+}
+
+/// `/file PATH [text]`: starts the upload; the message is queued when it is done.
+fn send_file(s: &mut State, arg: &str, fx: &mut Vec<Effect>) {
+    let Some((path, text)) = split_path_arg(arg) else {
+        return s.notify("usage: /file PATH [text]  (~ works, Tab completes)", true);
+    };
+    if !text.is_empty()
+        && let Err(e) = validate::message_text(&text, DEFAULT_MAX_MESSAGE_BYTES)
+    {
+        return s.notify(e.to_string(), true);
+    }
+    let Some(c) = s.current() else {
+        return s.notify(
+            "no conversation selected: press Ctrl-K or type /msg @user",
+            true,
+        );
+    };
+    let (target, conversation_id) = (c.target.clone(), c.id);
+    let home = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf());
+    let full = crate::files::expand_tilde(&path, home.as_deref());
+    let name = clean_line(
+        &full
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.clone()),
+    );
+    let id = s.next_transfer;
+    s.next_transfer += 1;
+    s.transfers.push(Transfer {
+        id,
+        kind: TransferKind::Upload {
+            target,
+            conversation_id,
+            text,
+            client_id: uuid::Uuid::now_v7().to_string(),
+        },
+        name,
+        done: 0,
+        total: None,
+    });
+    s.dirty = true;
+    fx.push(Effect::Upload {
+        transfer: id,
+        path: full,
+    });
+}
+
+/// The attachments of the loaded messages of the open conversation, newest first
+/// (bottom of the screen first).
+fn file_items(c: &Conv) -> Vec<(Key, usize)> {
+    let mut items = Vec::new();
+    for (seq, m) in c.messages.iter().rev() {
+        for i in (0..m.attachments.len()).rev() {
+            items.push((Key::Seq(*seq), i));
+        }
+    }
+    items
+}
+
+fn enter_files(s: &mut State) {
+    let Some(c) = s.current() else {
+        return s.notify("no conversation selected", true);
+    };
+    let items = file_items(c);
+    if items.is_empty() {
+        let more = if c.reached_start {
+            ""
+        } else {
+            " (PageUp loads older messages)"
+        };
+        return s.notify(format!("no files in this conversation{more}"), false);
+    }
+    s.files = Some(FileSel { items, index: 0 });
+    reveal_file(s);
+}
+
+/// Scrolls so that the highlighted file is on screen.
+fn reveal_file(s: &mut State) {
+    let Some((key, _)) = s.files.as_ref().and_then(FileSel::current) else {
+        return;
+    };
+    let (width, rows) = timeline_size(s);
+    let Some(c) = s.current() else { return };
+    let anchor = timeline::reveal(s, c, key, width.saturating_sub(1), rows);
+    if let Some(c) = s.current_mut() {
+        c.anchor = anchor;
+    }
+    s.dirty = true;
+}
+
+/// Keys in files mode. Returns false when the key is not for files mode: the mode
+/// ends and the key is handled as usual.
+fn files_key(s: &mut State, key: KeyEvent, fx: &mut Vec<Effect>) -> bool {
+    let action = s.config.keymap.action(&key);
+    let Some(sel) = s.files.as_mut() else {
+        return false;
+    };
+    let n = sel.items.len();
+    match (key.code, action) {
+        (KeyCode::Esc, _)
+        | (KeyCode::Char('q'), None)
+        | (_, Some(Action::Files | Action::Cancel)) => {
+            s.files = None;
+        }
+        (KeyCode::Up | KeyCode::BackTab | KeyCode::Char('k'), _)
+        | (_, Some(Action::HistoryPrev)) => {
+            sel.index = (sel.index + 1).min(n.saturating_sub(1));
+            reveal_file(s);
+        }
+        (KeyCode::Down | KeyCode::Tab | KeyCode::Char('j'), _) | (_, Some(Action::HistoryNext)) => {
+            sel.index = sel.index.saturating_sub(1);
+            reveal_file(s);
+        }
+        (_, Some(Action::SaveFile)) => start_download(s, false, fx),
+        (KeyCode::Enter, _) | (_, Some(Action::OpenFile)) => start_download(s, true, fx),
+        (_, Some(Action::PageUp)) => {
+            let n = page(s);
+            scroll(s, true, n, fx);
+        }
+        (_, Some(Action::PageDown)) => {
+            let n = page(s);
+            scroll(s, false, n, fx);
+        }
+        (_, Some(Action::Quit | Action::Interrupt)) => {
+            s.files = None;
+            return false;
+        }
+        _ => {
+            s.files = None;
+            return false;
+        }
+    }
+    true
+}
+
+fn start_download(s: &mut State, open: bool, fx: &mut Vec<Effect>) {
+    let Some((key, i)) = s.files.as_ref().and_then(FileSel::current) else {
+        return;
+    };
+    let Some(att) = s
+        .current()
+        .and_then(|c| c.get(key))
+        .and_then(|m| m.attachments.get(i))
+    else {
+        return;
+    };
+    let att = att.clone();
+    if s.transfers
+        .iter()
+        .any(|t| t.name == att.name && !matches!(t.kind, TransferKind::Upload { .. }))
+    {
+        return s.notify(format!("{} is already on its way", att.name), false);
+    }
+    let id = s.next_transfer;
+    s.next_transfer += 1;
+    s.transfers.push(Transfer {
+        id,
+        kind: if open {
+            TransferKind::Open
+        } else {
+            TransferKind::Save
+        },
+        name: att.name.clone(),
+        done: 0,
+        total: att.size,
+    });
+    s.dirty = true;
+    fx.push(Effect::Download {
+        transfer: id,
+        id: att.id,
+        name: att.name,
+        size: att.size.unwrap_or(0),
+        open,
+    });
 }
 
 fn strip_user(u: &str) -> String {
@@ -920,6 +1251,10 @@ fn command(s: &mut State, line: &str, fx: &mut Vec<Effect>) {
     let cmd = words.first().copied().unwrap_or("");
     let usage = |s: &mut State, u: &str| s.notify(format!("usage: {u}"), true);
     match cmd {
+        "/file" | "/f" | "/upload" => {
+            let arg = line.trim_start()[cmd.len()..].to_string();
+            send_file(s, &arg, fx);
+        }
         "/msg" | "/m" | "/query" => {
             let Some(target) = words.get(1) else {
                 return usage(s, "/msg @user|group [text]");
@@ -1037,7 +1372,7 @@ fn command(s: &mut State, line: &str, fx: &mut Vec<Effect>) {
     }
 }
 
-fn complete(s: &mut State) {
+fn complete(s: &mut State, fx: &mut Vec<Effect>) {
     if let Some(c) = &mut s.completion {
         if c.candidates.is_empty() {
             return;
@@ -1065,6 +1400,11 @@ fn complete(s: &mut State) {
         .map(|u| format!("@{u}"))
         .collect();
     let first = prior.first().copied();
+    if matches!(first, Some("/file" | "/f" | "/upload")) && prior.len() == 1 {
+        // The file system is read by the runtime, not here.
+        fx.push(Effect::CompletePath { start, word });
+        return;
+    }
     let candidates: Vec<String> = if prior.is_empty() && word.starts_with('/') {
         COMMANDS.iter().map(|(c, _)| c.to_string()).collect()
     } else {
@@ -1082,18 +1422,36 @@ fn complete(s: &mut State) {
         }
     };
     let lower = word.to_lowercase();
-    let mut matches: Vec<String> = candidates
+    let matches: Vec<String> = candidates
         .into_iter()
         .filter(|c| c.to_lowercase().starts_with(&lower))
         .collect();
+    apply_completions(s, start, &word, matches, false);
+}
+
+/// Puts completion candidates for the word at `start` into the input: the only one
+/// (with a space after it, except a directory for paths), or the first of several,
+/// which Tab then cycles.
+fn apply_completions(
+    s: &mut State,
+    start: usize,
+    word: &str,
+    mut matches: Vec<String>,
+    paths: bool,
+) {
     matches.sort();
     matches.dedup();
     match matches.len() {
         0 => s.notify(format!("no completion for {word:?}"), false),
         1 => {
             let end = s.input.cursor();
-            s.input
-                .replace_range(start, end, &format!("{} ", matches[0]));
+            let only = &matches[0];
+            let done = if paths && only.ends_with('/') {
+                only.clone()
+            } else {
+                format!("{only} ")
+            };
+            s.input.replace_range(start, end, &done);
         }
         _ => {
             let end = s.input.cursor();

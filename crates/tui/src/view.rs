@@ -7,10 +7,12 @@ use ratatui::layout::{Position, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
+use ratatui_image::Image;
 use unicode_width::UnicodeWidthStr;
 
 use crate::keys::Action;
 use crate::layout::{INPUT_MAX_ROWS, PROMPT_WIDTH, areas, input_rows};
+use crate::preview::Slot;
 use crate::state::{Conv, Link, Overlay, State};
 use crate::timeline;
 use crate::update::COMMANDS;
@@ -46,6 +48,7 @@ pub fn cursor_position(state: &State, area: Rect) -> Option<Position> {
             ))
         }
         Some(_) => None,
+        None if state.files.is_some() => None,
         None => {
             let a = areas(state, area);
             let w = usize::from(a.input.width.saturating_sub(PROMPT_WIDTH));
@@ -301,7 +304,9 @@ fn render_timeline(state: &State, area: Rect, buf: &mut Buffer) {
         return;
     };
     let rows = usize::from(area.height);
-    let mut lines = timeline::visible(state, c, area.width, rows);
+    let view = timeline::visible_layout(state, c, area.width, rows);
+    let mut lines = view.lines;
+    let mut shift = 0;
     if lines.len() < rows && c.anchor.is_none() {
         let top = if c.reached_start {
             ""
@@ -312,12 +317,56 @@ fn render_timeline(state: &State, area: Rect, buf: &mut Buffer) {
         };
         if !top.is_empty() {
             lines.insert(0, Line::styled(top, Style::default().fg(t.dim)));
+            shift = 1;
         }
     }
     let y0 = area.y + (rows.saturating_sub(lines.len())) as u16;
     for (i, line) in lines.iter().enumerate() {
         buf.set_line(area.x, y0 + i as u16, line, area.width);
     }
+    for shown in &view.previews {
+        render_preview(state, area, y0, shift, shown, buf);
+    }
+}
+
+/// Draws one preview over its box, when the box is wholly on screen and the image is
+/// ready (images cannot be cut in every protocol: a box partly scrolled off shows a
+/// note instead).
+fn render_preview(
+    state: &State,
+    area: Rect,
+    y0: u16,
+    shift: isize,
+    shown: &timeline::Shown,
+    buf: &mut Buffer,
+) {
+    let p = &shown.placement;
+    let top = shown.row + shift;
+    let bottom = top + p.rows as isize;
+    let visible_rows = (area.bottom() - y0) as isize;
+    if bottom <= 0 || top >= visible_rows {
+        return;
+    }
+    let Some(Slot::Ready(img)) = state.previews.get(&p.id) else {
+        return;
+    };
+    let x = area.x + p.col;
+    if x + p.cols > area.right() {
+        return;
+    }
+    if top < 0 || bottom > visible_rows {
+        let y = y0 + top.max(0) as u16;
+        buf.set_stringn(
+            x,
+            y,
+            "[image: scroll to see it]",
+            usize::from(area.right().saturating_sub(x)),
+            Style::default().fg(state.config.theme.dim),
+        );
+        return;
+    }
+    let rect = Rect::new(x, y0 + top as u16, p.cols, p.rows);
+    Image::new(&img.0).render(rect, buf);
 }
 
 fn render_input(state: &State, rule: Rect, area: Rect, buf: &mut Buffer) {
@@ -331,6 +380,31 @@ fn render_input(state: &State, rule: Rect, area: Rect, buf: &mut Buffer) {
         );
     }
     let w = usize::from(area.width.saturating_sub(PROMPT_WIDTH));
+    if let Some(sel) = &state.files {
+        let km = &state.config.keymap;
+        let key = |a: Action| {
+            km.keys_for(a)
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "-".into())
+        };
+        let hint = format!(
+            "files {}/{}: ↑↓ choose · {} save · {}/Enter open · Esc back",
+            sel.index + 1,
+            sel.items.len(),
+            key(Action::SaveFile),
+            key(Action::OpenFile),
+        );
+        buf.set_string(area.x, area.y, "▸ ", Style::default().fg(t.accent));
+        buf.set_stringn(
+            area.x + PROMPT_WIDTH,
+            area.y,
+            hint,
+            w,
+            Style::default().fg(t.accent),
+        );
+        return;
+    }
     let (rows, (row, _)) = input_rows(state.input.text(), state.input.cursor(), w);
     let first = first_input_row(rows.len(), row, usize::from(area.height));
     if state.input.is_empty() {
@@ -397,6 +471,13 @@ fn render_status(state: &State, area: Rect, buf: &mut Buffer) {
             format!(" · {queued} queued"),
             Style::default().fg(t.away),
         ));
+    }
+    if let Some(first) = state.transfers.first() {
+        let mut text = format!("  {}", first.label());
+        if state.transfers.len() > 1 {
+            text.push_str(&format!(" (+{} more)", state.transfers.len() - 1));
+        }
+        spans.push(Span::styled(text, Style::default().fg(t.accent)));
     }
     if let Some(n) = &state.notice {
         let style = if n.error {
@@ -504,6 +585,14 @@ pub fn help_lines(state: &State) -> Vec<Line<'static>> {
     out.push(Line::raw(""));
     out.push(Line::styled(
         "Receipts: … pending  ✓ sent  ✓✓ delivered  ✔✔ read  ! not sent",
+        Style::default().fg(t.dim),
+    ));
+    out.push(Line::styled(
+        format!(
+            "Files: /file PATH [text] sends one; image previews {} ({})",
+            if state.previews.enabled { "on" } else { "off" },
+            state.previews.protocol
+        ),
         Style::default().fg(t.dim),
     ));
     out.push(Line::styled(

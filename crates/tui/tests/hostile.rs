@@ -7,7 +7,7 @@ mod common;
 #[path = "../../protocol/tests/corpus/hostile.rs"]
 mod corpus;
 
-use common::{group, msg, world};
+use common::{attachment, group, msg, msg_with, world};
 use natter_tui::event::Event;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -44,6 +44,43 @@ fn every_corpus_entry_renders_safely() {
                     "{name}: the message is not on screen\n{screen}"
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn hostile_file_names_render_safely() {
+    let mut names: Vec<(String, String)> = corpus::all()
+        .into_iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+    names.push(("10,000 characters".into(), "n".repeat(10_000) + ".log"));
+    names.push((
+        "bidi extension swap".into(),
+        "invoice\u{202e}fdp.exe".into(),
+    ));
+    for (i, (name, file)) in names.into_iter().enumerate() {
+        let mut w = world();
+        let seq = 7;
+        let mut a = attachment("h", &file, 2_100_000, &file);
+        a.id = format!("h{i}");
+        w.send(Event::Message {
+            message: msg_with(2, seq, "bob", "", 30, vec![a]),
+            conversation: group(2, "ops", seq),
+            replayed: false,
+        });
+        // Files mode highlights it, too.
+        w.ctrl('o');
+        for (cols, rows) in [(100, 30), (40, 12)] {
+            let screen = render(&w.state, cols, rows);
+            corpus::assert_terminal_safe(&format!("file {name} at {cols}x{rows}"), &screen);
+            assert!(
+                screen.contains("📎"),
+                "{name}: the file is not shown\n{screen}"
+            );
+            // One line per file, however long its name.
+            let file_lines = screen.lines().filter(|l| l.contains("📎")).count();
+            assert_eq!(file_lines, 1, "{name}\n{screen}");
         }
     }
 }

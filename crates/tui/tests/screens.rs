@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{direct, group, msg, redact, world};
+use common::{attachment, direct, group, image_attachment, msg, msg_with, png, redact, world};
 use crossterm::event::KeyCode;
 use natter_protocol::{Presence, PresenceState, Receipt, ReceiptKind, SendAck};
 use natter_tui::event::{Event, LinkEvent};
@@ -201,4 +201,106 @@ fn first_start_without_conversations() {
     let mut w = common::World::new();
     w.send(Event::Conversations(vec![]));
     insta::assert_snapshot!(screen(&w.state, 80, 24));
+}
+
+/// bob sends a log and a screenshot, carol a file with no text; alice's own upload is
+/// still pending.
+fn files_world() -> common::World {
+    let mut w = world();
+    w.send(Event::Message {
+        message: msg_with(
+            2,
+            7,
+            "bob",
+            "the failing build, and what it looked like",
+            25,
+            vec![
+                attachment("a-log", "build.log", 2_100_000, "text/plain"),
+                image_attachment("a-png", "screenshot-2026-11-28.png", 1920, 1080),
+            ],
+        ),
+        conversation: group(2, "ops", 7),
+        replayed: false,
+    });
+    w.send(Event::Message {
+        message: msg_with(
+            2,
+            8,
+            "carol",
+            "",
+            26,
+            vec![attachment(
+                "a-tar",
+                "a-release-with-a-very-long-name-that-does-not-fit-the-line-v1.2.3.tar.gz",
+                51_000_000,
+                "application/gzip",
+            )],
+        ),
+        conversation: group(2, "ops", 8),
+        replayed: false,
+    });
+    w.type_text("/file ~/notes.md");
+    let fx = w.key(KeyCode::Enter);
+    let transfer = fx
+        .iter()
+        .find_map(|e| match e {
+            natter_tui::Effect::Upload { transfer, .. } => Some(*transfer),
+            _ => None,
+        })
+        .unwrap();
+    w.send(Event::Uploaded {
+        transfer,
+        result: Ok(attachment("a-md", "notes.md", 1_234, "text/markdown")),
+    });
+    w
+}
+
+#[test]
+fn files_and_an_image_preview() {
+    let mut w = files_world();
+    // Still being fetched: the box is there, with a note.
+    let loading = screen(&w.state, 100, 34);
+    assert!(loading.contains("loading preview…"), "{loading}");
+    // The thumbnail, drawn with half blocks (what every terminal can show).
+    let picker = natter_tui::preview::halfblocks();
+    let img = natter_tui::preview::encode(&png(256, 144), &picker, 26, 8).unwrap();
+    w.send(Event::Preview {
+        id: "a-png".into(),
+        result: Ok(img),
+    });
+    // A save under way shows in the status line.
+    w.ctrl('o');
+    w.key(KeyCode::Up);
+    w.key(KeyCode::Up);
+    w.key(KeyCode::Char('s'));
+    let transfer = w.state.transfers[0].id;
+    w.send(Event::Progress {
+        transfer,
+        done: 945_000,
+        total: 2_100_000,
+    });
+    w.key(KeyCode::Esc);
+    let shown = screen(&w.state, 100, 34);
+    assert!(
+        shown.contains("📎 build.log  2.1 MB  text/plain"),
+        "{shown}"
+    );
+    assert!(shown.contains("saving build.log 45% (2.1 MB)"), "{shown}");
+    assert!(shown.contains('▀'), "the preview is drawn: {shown}");
+    insta::assert_snapshot!(shown);
+}
+
+#[test]
+fn files_mode_with_previews_off() {
+    let mut w = files_world();
+    w.alt(KeyCode::Char('i'));
+    w.key(KeyCode::F(3));
+    w.key(KeyCode::Up);
+    let shown = screen(&w.state, 80, 24);
+    assert!(!shown.contains("loading preview"), "{shown}");
+    assert!(
+        shown.contains("▸ 📎 notes.md") || shown.contains("▸ 📎 screenshot"),
+        "{shown}"
+    );
+    insta::assert_snapshot!(shown);
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{World, direct, group, msg, world};
+use common::{World, attachment, direct, group, image_attachment, msg, msg_with, png, world};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
 use natter_protocol::{ConversationState, Presence, PresenceState, Receipt, ReceiptKind, SendAck};
 use natter_tui::Effect;
@@ -16,6 +16,7 @@ fn sends(fx: &[Effect]) -> Vec<(String, String, String)> {
                 target,
                 client_id,
                 text,
+                ..
             } => Some((target.clone(), client_id.clone(), text.clone())),
             _ => None,
         })
@@ -717,5 +718,366 @@ fn removal_and_presence() {
     assert_eq!(
         w.state.notice.as_ref().unwrap().text,
         "you are no longer a member of #ops"
+    );
+}
+
+fn uploads(fx: &[Effect]) -> Vec<(u64, std::path::PathBuf)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Upload { transfer, path } => Some((*transfer, path.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn file_command_uploads_then_queues_the_message_with_the_file() {
+    let mut w = world();
+    // No path: usage, nothing to do.
+    w.type_text("/file   ");
+    assert!(uploads(&w.key(KeyCode::Enter)).is_empty());
+    assert!(
+        w.state
+            .notice
+            .as_ref()
+            .unwrap()
+            .text
+            .starts_with("usage: /file")
+    );
+
+    w.type_text(r"/file /tmp/build\ 42.log here is the log");
+    let fx = w.key(KeyCode::Enter);
+    let up = uploads(&fx);
+    assert_eq!(up.len(), 1, "{fx:?}");
+    let (transfer, path) = up[0].clone();
+    assert_eq!(path, std::path::Path::new("/tmp/build 42.log"));
+    assert!(sends(&fx).is_empty(), "nothing is sent before the upload");
+    assert_eq!(w.state.transfers[0].label(), "uploading build 42.log…");
+    w.send(Event::Progress {
+        transfer,
+        done: 945_000,
+        total: 2_100_000,
+    });
+    assert_eq!(
+        w.state.transfers[0].label(),
+        "uploading build 42.log 45% (2.1 MB)"
+    );
+
+    // Meanwhile the user moves elsewhere: the file still goes where /file was typed.
+    w.alt(KeyCode::Char('1'));
+    let att = attachment("att-1", "build 42.log", 2_100_000, "text/plain");
+    let fx = w.send(Event::Uploaded {
+        transfer,
+        result: Ok(att),
+    });
+    assert!(w.state.transfers.is_empty());
+    let send = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::Send {
+                target,
+                text,
+                attachments,
+                ..
+            } => Some((target.clone(), text.clone(), attachments.clone())),
+            _ => None,
+        })
+        .expect("the message is queued");
+    assert_eq!(
+        send,
+        ("ops".into(), "here is the log".into(), vec!["att-1".into()])
+    );
+    let pending = &w.state.conv(2).unwrap().pending;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].attachments[0].name, "build 42.log");
+    assert_eq!(pending[0].mark(), Mark::Pending);
+
+    // A failed upload (too large, missing file) is a notice, not a message.
+    w.type_text("~/nope.bin");
+    w.ctrl('a');
+    w.type_text("/file ");
+    let (transfer, path) = uploads(&w.key(KeyCode::Enter))[0].clone();
+    assert!(!path.starts_with("~"), "~ is expanded: {path:?}");
+    assert!(path.ends_with("nope.bin"));
+    let fx = w.send(Event::Uploaded {
+        transfer,
+        result: Err("/home/a/nope.bin is 3.0 GB; the server takes files up to 104.9 MB".into()),
+    });
+    assert!(sends(&fx).is_empty());
+    let notice = w.state.notice.clone().unwrap();
+    assert!(
+        notice.error && notice.text.contains("cannot send nope.bin"),
+        "{notice:?}"
+    );
+}
+
+#[test]
+fn tab_completes_file_paths_through_the_runtime() {
+    let mut w = world();
+    w.type_text("/file ~/bu");
+    let fx = w.key(KeyCode::Tab);
+    assert_eq!(
+        fx,
+        [Effect::CompletePath {
+            start: 6,
+            word: "~/bu".into()
+        }]
+    );
+    w.send(Event::PathCompletions {
+        start: 6,
+        word: "~/bu".into(),
+        candidates: vec!["~/builds/".into()],
+    });
+    assert_eq!(
+        w.state.input.text(),
+        "/file ~/builds/",
+        "a directory: no space"
+    );
+    w.type_text("a");
+    w.key(KeyCode::Tab);
+    w.send(Event::PathCompletions {
+        start: 6,
+        word: "~/builds/a".into(),
+        candidates: vec![r"~/builds/a\ b.log".into(), "~/builds/a.log".into()],
+    });
+    assert_eq!(
+        w.state.input.text(),
+        "/file ~/builds/a.log",
+        "the first of several"
+    );
+    assert!(
+        w.key(KeyCode::Tab).is_empty(),
+        "Tab again cycles, no new lookup"
+    );
+    assert_eq!(w.state.input.text(), r"/file ~/builds/a\ b.log");
+    // A late answer for a word no longer there changes nothing.
+    w.ctrl('u');
+    w.send(Event::PathCompletions {
+        start: 6,
+        word: "~/x".into(),
+        candidates: vec!["~/xyz".into()],
+    });
+    assert_eq!(w.state.input.text(), "");
+}
+
+fn with_files(w: &mut World) {
+    w.send(Event::Message {
+        message: msg_with(
+            2,
+            7,
+            "bob",
+            "logs and a screenshot",
+            25,
+            vec![
+                attachment("a-log", "build.log", 2_100_000, "text/plain"),
+                image_attachment("a-png", "shot.png", 1920, 1080),
+            ],
+        ),
+        conversation: group(2, "ops", 7),
+        replayed: false,
+    });
+    w.send(Event::Message {
+        message: msg_with(
+            2,
+            8,
+            "carol",
+            "",
+            26,
+            vec![attachment(
+                "a-tar",
+                "release.tar.gz",
+                51_000_000,
+                "application/gzip",
+            )],
+        ),
+        conversation: group(2, "ops", 8),
+        replayed: false,
+    });
+}
+
+#[test]
+fn files_mode_picks_newest_first_then_saves_or_opens() {
+    let mut w = world();
+    // Nothing to pick yet.
+    w.ctrl('o');
+    assert!(w.state.files.is_none());
+    assert!(w.state.notice.as_ref().unwrap().text.contains("no files"));
+
+    with_files(&mut w);
+    w.key(KeyCode::F(3));
+    let sel = w.state.files.clone().expect("files mode");
+    assert_eq!(sel.items.len(), 3);
+    let name = |w: &World| {
+        let (k, i) = w.state.files.as_ref().unwrap().current().unwrap();
+        w.state.conv(2).unwrap().get(k).unwrap().attachments[i]
+            .name
+            .clone()
+    };
+    assert_eq!(name(&w), "release.tar.gz", "the newest first");
+    w.key(KeyCode::Up);
+    assert_eq!(name(&w), "shot.png");
+    w.key(KeyCode::Up);
+    assert_eq!(name(&w), "build.log");
+    w.key(KeyCode::Up);
+    assert_eq!(name(&w), "build.log", "stops at the oldest");
+    w.key(KeyCode::Down);
+    w.key(KeyCode::Down);
+    assert_eq!(name(&w), "release.tar.gz");
+
+    // `s` saves, with progress in the status line.
+    let fx = w.key(KeyCode::Char('s'));
+    let Some(Effect::Download {
+        transfer,
+        id,
+        open: false,
+        size,
+        ..
+    }) = fx.first().cloned()
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!((id.as_str(), size), ("a-tar", 51_000_000));
+    assert!(w.state.files.is_some(), "still in files mode");
+    assert!(w.state.input.is_empty(), "s was not typed");
+    w.send(Event::Progress {
+        transfer,
+        done: 25_500_000,
+        total: 51_000_000,
+    });
+    assert_eq!(
+        w.state.transfers[0].label(),
+        "saving release.tar.gz 50% (51.0 MB)"
+    );
+    w.send(Event::Downloaded {
+        transfer,
+        result: Ok("/home/alice/Downloads/release.tar.gz".into()),
+    });
+    assert!(w.state.transfers.is_empty());
+    assert_eq!(
+        w.state.notice.as_ref().unwrap().text,
+        "saved /home/alice/Downloads/release.tar.gz"
+    );
+
+    // Enter (or `o`) opens.
+    w.key(KeyCode::Up);
+    let fx = w.key(KeyCode::Enter);
+    assert!(
+        matches!(&fx[..], [Effect::Download { id, open: true, .. }] if id == "a-png"),
+        "{fx:?}"
+    );
+    let transfer = w.state.transfers[0].id;
+    w.send(Event::Downloaded {
+        transfer,
+        result: Err("cannot run xdg-open (No such file or directory)".into()),
+    });
+    let n = w.state.notice.clone().unwrap();
+    assert!(
+        n.error && n.text.starts_with("cannot get shot.png"),
+        "{n:?}"
+    );
+
+    // Esc leaves; a letter leaves and is typed.
+    w.key(KeyCode::Esc);
+    assert!(w.state.files.is_none());
+    w.ctrl('o');
+    assert!(w.state.files.is_some());
+    w.type_text("x");
+    assert!(w.state.files.is_none());
+    assert_eq!(w.state.input.text(), "x");
+    // Outside files mode, `s` and `o` are just letters.
+    w.type_text("so");
+    assert_eq!(w.state.input.text(), "xso");
+}
+
+#[test]
+fn previews_are_fetched_once_when_on_screen_and_can_be_turned_off() {
+    let mut w = world();
+    let fx = w.send(Event::Message {
+        message: msg_with(
+            2,
+            7,
+            "bob",
+            "look",
+            25,
+            vec![image_attachment("a-png", "shot.png", 1920, 1080)],
+        ),
+        conversation: group(2, "ops", 7),
+        replayed: false,
+    });
+    let fetches: Vec<_> = fx
+        .iter()
+        .filter(|e| matches!(e, Effect::FetchPreview { .. }))
+        .collect();
+    assert_eq!(
+        fetches,
+        [&Effect::FetchPreview {
+            id: "a-png".into(),
+            cols: 26,
+            rows: 8
+        }]
+    );
+    // Asked once, however often the screen changes.
+    let fx = w.type_text("hm");
+    assert!(!fx.iter().any(|e| matches!(e, Effect::FetchPreview { .. })));
+    let picker = natter_tui::preview::halfblocks();
+    let img = natter_tui::preview::encode(&png(256, 144), &picker, 26, 8).unwrap();
+    w.send(Event::Preview {
+        id: "a-png".into(),
+        result: Ok(img),
+    });
+    assert!(matches!(
+        w.state.previews.get("a-png"),
+        Some(natter_tui::preview::Slot::Ready(_))
+    ));
+    // Alt-I: off, and the images are dropped.
+    w.alt(KeyCode::Char('i'));
+    assert!(!w.state.previews.enabled && w.state.previews.is_empty());
+    assert_eq!(w.state.notice.as_ref().unwrap().text, "image previews off");
+    let fx = w.type_text("m");
+    assert!(!fx.iter().any(|e| matches!(e, Effect::FetchPreview { .. })));
+    // On again: fetched again.
+    let fx = w.alt(KeyCode::Char('i'));
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::FetchPreview { .. })),
+        "{fx:?}"
+    );
+    // A preview that fails is not asked for again.
+    w.send(Event::Preview {
+        id: "a-png".into(),
+        result: Err("404".into()),
+    });
+    let fx = w.type_text("m");
+    assert!(!fx.iter().any(|e| matches!(e, Effect::FetchPreview { .. })));
+}
+
+#[test]
+fn attachments_are_sanitized_and_files_only_messages_notify_by_name() {
+    let mut w = world();
+    let fx = w.send(Event::Message {
+        message: msg_with(
+            3,
+            1,
+            "bob",
+            "",
+            25,
+            vec![attachment(
+                "x",
+                "\x1b]0;pwned\x07re\u{202e}port\x1b[2J.txt",
+                2_100_000,
+                "text/\x1b[31mplain",
+            )],
+        ),
+        conversation: direct(3, "bob", 1),
+        replayed: false,
+    });
+    let m = &w.state.conv(3).unwrap().messages[&1];
+    assert_eq!(m.attachments[0].name, "report.txt");
+    assert_eq!(m.attachments[0].mime, "text/plain");
+    assert!(
+        fx.contains(&Effect::Notify {
+            title: "bob".into(),
+            body: "sent report.txt (2.1 MB)".into()
+        }),
+        "{fx:?}"
     );
 }

@@ -187,3 +187,54 @@ pub fn redact(screen: &str) -> String {
     }
     out
 }
+
+/// An attachment as the server describes it.
+pub fn attachment(id: &str, name: &str, size: u64, mime: &str) -> natter_protocol::Attachment {
+    natter_protocol::Attachment {
+        id: id.into(),
+        name: name.into(),
+        size,
+        mime: mime.into(),
+        hash: "0".repeat(64),
+        width: None,
+        height: None,
+        thumbnail: false,
+    }
+}
+
+/// An image attachment with a server thumbnail.
+pub fn image_attachment(id: &str, name: &str, w: u32, h: u32) -> natter_protocol::Attachment {
+    natter_protocol::Attachment {
+        width: Some(w),
+        height: Some(h),
+        thumbnail: true,
+        ..attachment(id, name, 184_320, "image/png")
+    }
+}
+
+/// A message carrying files.
+pub fn msg_with(
+    conv: i64,
+    seq: i64,
+    sender: &str,
+    text: &str,
+    minute: i64,
+    files: Vec<natter_protocol::Attachment>,
+) -> Message {
+    Message {
+        attachments: files,
+        ..msg(conv, seq, sender, text, minute)
+    }
+}
+
+/// A PNG thumbnail: a deterministic gradient, `w` x `h` pixels.
+pub fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 255 / w.max(1)) as u8, (y * 255 / h.max(1)) as u8, 128])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
