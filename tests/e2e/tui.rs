@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use natter_e2e::tmux::Tmux;
 use natter_e2e::ws::Api;
-use natter_e2e::{PASSWORD, SOON, Server, process};
+use natter_e2e::{Msg, PASSWORD, SOON, Server, User, process};
 
 #[test]
 fn tui_shows_live_messages_sends_replies_switches_scrolls_and_restores_the_terminal() {
@@ -164,4 +164,159 @@ fn tui_sigterm_restores_the_terminal() {
     assert!(screen.contains("natter exited: 0"), "{screen}");
     assert!(screen.contains("tty: cooked"), "{screen}");
     assert_eq!(tui.pane_flag("alternate_on"), "0");
+}
+
+/// Waits until `bob`'s `history --json @alice` has a message with `text`; returns it.
+fn wait_history(bob: &User, text: &str, tui: &Tmux) -> Msg {
+    let deadline = Instant::now() + SOON;
+    loop {
+        let found: Vec<_> = bob
+            .history("@alice", &[])
+            .into_iter()
+            .filter(|m| m.text == text)
+            .collect();
+        match found.as_slice() {
+            [m] => return m.clone(),
+            [] => {}
+            many => panic!("sent {} times: {many:?}", many.len()),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{text:?} never reached bob\n{}",
+            tui.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn tui_sends_files_with_slash_file_previews_images_and_saves_and_opens_files() {
+    let server = Server::start();
+    let alice = server.register("alice");
+    let bob = server.register("bob");
+    bob.send("@alice", "send me the build log please");
+
+    // A 3 MiB log with a space in its name, and a screenshot.
+    let files = tempfile::Builder::new()
+        .prefix("natter-tui-files-")
+        .tempdir()
+        .unwrap();
+    let log: Vec<u8> = (0..3 * 1024 * 1024)
+        .map(|i: usize| b"build step ok\n"[i % 14])
+        .collect();
+    let log_path = files.path().join("build 42.log");
+    std::fs::write(&log_path, &log).unwrap();
+    let png_path = files.path().join("screen.png");
+    image::RgbImage::from_fn(320, 180, |x, y| image::Rgb([x as u8, y as u8, 90]))
+        .save_with_format(&png_path, image::ImageFormat::Png)
+        .unwrap();
+    // Saves go to a directory of the test's; "open" runs a stand-in opener that copies
+    // the file it is given (what xdg-open would receive).
+    let downloads = files.path().join("downloads");
+    std::fs::create_dir(&downloads).unwrap();
+    let opened = files.path().join("opened");
+    let opener = files.path().join("opener.sh");
+    std::fs::write(
+        &opener,
+        format!(
+            "#!/bin/sh\ncp \"$1\" '{}'\necho scribble\n",
+            opened.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        alice.home().join("tui.toml"),
+        format!(
+            "download_dir = '{}'\nopener = '{}'\nimage_protocol = 'halfblocks'\n",
+            downloads.display(),
+            opener.display()
+        ),
+    )
+    .unwrap();
+
+    let tui = Tmux::start(&alice, &[], 100, 34);
+    tui.wait_text("send me the build log please", SOON);
+
+    // A missing file: an error in the status line, nothing sent.
+    tui.type_text(&format!("/file {}/nope.log", files.path().display()));
+    tui.keys(&["Enter"]);
+    tui.wait_text("cannot send nope.log", SOON);
+
+    // /file with an escaped space and a message; it shows in alice's timeline, sent.
+    let escaped = log_path.display().to_string().replace(' ', "\\ ");
+    tui.type_text(&format!("/file {escaped} here it is"));
+    tui.keys(&["Enter"]);
+    tui.wait_for("the log, sent", SOON, |s| {
+        s.lines().any(|l| {
+            l.contains("📎 build 42.log  3.1 MB  text/plain") && l.trim_end().ends_with('✓')
+        })
+    });
+    let m = wait_history(&bob, "here it is", &tui);
+    assert_eq!(m.attachments.len(), 1, "{m:?}");
+    let a = &m.attachments[0];
+    assert_eq!(
+        (a.name.as_str(), a.size),
+        ("build 42.log", log.len() as u64)
+    );
+    assert_eq!(a.mime, "text/plain");
+
+    // A file alone is a message of its own; the image gets a preview under its line
+    // (half blocks, as configured).
+    tui.type_text(&format!("/file {}", png_path.display()));
+    tui.keys(&["Enter"]);
+    let screen = tui.wait_for("the screenshot's preview", SOON, |s| {
+        let lines: Vec<&str> = s.lines().collect();
+        lines
+            .iter()
+            .position(|l| l.contains("📎 screen.png"))
+            .is_some_and(|i| {
+                lines[i + 1..]
+                    .iter()
+                    .take(3)
+                    .any(|l| l.contains('▀') || l.contains('▄'))
+            })
+    });
+    assert!(!screen.contains("loading preview"), "{screen}");
+    let m = wait_history(&bob, "", &tui);
+    assert_eq!(m.attachments[0].name, "screen.png");
+    assert!(m.attachments[0].thumbnail, "{m:?}");
+
+    // Files mode: the newest file first; Up to the log; `s` saves it, byte for byte.
+    tui.keys(&["C-o"]);
+    tui.wait_text("files 1/2", SOON);
+    tui.keys(&["Up"]);
+    tui.wait_for("the log highlighted", SOON, |s| {
+        s.contains("▸ 📎 build 42.log")
+    });
+    tui.keys(&["s"]);
+    let saved = downloads.join("build 42.log");
+    tui.wait_text("saved ", SOON);
+    assert_eq!(std::fs::read(&saved).unwrap(), log, "saved byte-identical");
+    // Saving again never replaces it.
+    tui.keys(&["s"]);
+    tui.wait_for("the second copy", SOON, |_| {
+        downloads.join("build 42 (1).log").exists()
+    });
+
+    // `o` hands the image to the opener, whose output does not reach the screen.
+    tui.keys(&["Down", "o"]);
+    tui.wait_text("opened ", SOON);
+    let deadline = Instant::now() + SOON;
+    while std::fs::metadata(&opened).map(|m| m.len()).unwrap_or(0)
+        != std::fs::metadata(&png_path).unwrap().len()
+    {
+        assert!(Instant::now() < deadline, "the opener never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read(&opened).unwrap(),
+        std::fs::read(&png_path).unwrap()
+    );
+    assert!(!tui.screen().contains("scribble"));
+
+    // Esc leaves files mode; typing works as before.
+    tui.keys(&["Escape"]);
+    tui.type_text("thanks");
+    tui.wait_text("› thanks", SOON);
 }

@@ -9,11 +9,14 @@
 //! 3. CPU while idle: the same event sources as `natter` (the connection retrying, the
 //!    one-second tick) for 10 s, drawing only when the state changed.
 //! 4. Frame time (update + draw) while paging through a 100,000-message conversation.
+//! 5. The same through 10,000 messages of which every fourth carries a text file and an
+//!    image whose half-block preview is drawn (previews on: the visible ones are looked
+//!    up, asked for once, and drawn from the cache).
 
 use std::time::{Duration, Instant};
 
 use natter_client_core::{Cache, Client, Paths, Session};
-use natter_protocol::{ConversationInfo, ConversationKind, Message};
+use natter_protocol::{Attachment, ConversationInfo, ConversationKind, Message};
 use natter_tui::app::{self, Boot, Options};
 use natter_tui::event::{Event, Page};
 use natter_tui::{Config, State, update};
@@ -249,4 +252,114 @@ fn main() {
         ms(percentile(&paging, 0.99)),
         ms(*paging.last().unwrap())
     );
+
+    // 5: files and image previews.
+    let n: i64 = if quick { 1_000 } else { 10_000 };
+    let mut state = State::new("alice", &server, Config::default(), Instant::now());
+    state.size = (COLS, ROWS);
+    let _ = update(&mut state, Event::Conversations(vec![conv(1, 1, n, t0)]));
+    let messages: Vec<Message> = (1..=n)
+        .map(|seq| {
+            let mut m = message(seq, 1, seq, t0);
+            if seq % 4 == 0 {
+                m.attachments = vec![
+                    attachment(
+                        &format!("log{seq}"),
+                        "build.log",
+                        2_100_000,
+                        "text/plain",
+                        None,
+                    ),
+                    attachment(
+                        &format!("img{seq}"),
+                        "screenshot.png",
+                        184_320,
+                        "image/png",
+                        Some((1920, 1080)),
+                    ),
+                ];
+            }
+            m
+        })
+        .collect();
+    let picker = natter_tui::preview::halfblocks();
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(256, 144, |x, y| {
+        image::Rgb([x as u8, y as u8, 128])
+    }))
+    .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+    .unwrap();
+    let img = natter_tui::preview::encode(&png, &picker, 26, 8).unwrap();
+    // The runtime's part, without the network: every preview asked for arrives at once.
+    let step = |state: &mut State, ev: Event| {
+        let mut fx = update(state, ev);
+        while let Some(f) = fx.pop() {
+            if let natter_tui::Effect::FetchPreview { id, .. } = f {
+                fx.extend(update(
+                    state,
+                    Event::Preview {
+                        id,
+                        result: Ok(img.clone()),
+                    },
+                ));
+            }
+        }
+    };
+    step(
+        &mut state,
+        Event::History {
+            conversation_id: 1,
+            messages,
+            page: Page::Latest,
+        },
+    );
+    let mut terminal = Terminal::new(TestBackend::new(COLS, ROWS)).unwrap();
+    let mut frame = |state: &mut State, ev: Option<Event>| {
+        let start = Instant::now();
+        if let Some(ev) = ev {
+            step(state, ev);
+        }
+        terminal
+            .draw(|f| f.render_widget(&*state, f.area()))
+            .unwrap();
+        start.elapsed()
+    };
+    let mut steady: Vec<Duration> = (0..200).map(|_| frame(&mut state, None)).collect();
+    steady.sort();
+    let mut paging = Vec::new();
+    let pages = if quick { 30 } else { 300 };
+    for _ in 0..pages {
+        paging.push(frame(&mut state, Some(page_up.clone())));
+    }
+    paging.sort();
+    let screen = terminal.backend().to_string();
+    assert!(
+        screen.contains("📎 build.log"),
+        "files are drawn:\n{screen}"
+    );
+    println!(
+        "with files and previews, frame at the newest of {n} messages: p50 {}, p99 {}; previews cached: {}",
+        ms(percentile(&steady, 0.5)),
+        ms(percentile(&steady, 0.99)),
+        state.previews.len()
+    );
+    println!(
+        "with files and previews, PageUp + frame, {pages} pages back: p50 {}, p99 {}, max {}",
+        ms(percentile(&paging, 0.5)),
+        ms(percentile(&paging, 0.99)),
+        ms(*paging.last().unwrap())
+    );
+}
+
+fn attachment(id: &str, name: &str, size: u64, mime: &str, dims: Option<(u32, u32)>) -> Attachment {
+    Attachment {
+        id: id.into(),
+        name: name.into(),
+        size,
+        mime: mime.into(),
+        hash: "0".repeat(64),
+        width: dims.map(|d| d.0),
+        height: dims.map(|d| d.1),
+        thumbnail: dims.is_some(),
+    }
 }
