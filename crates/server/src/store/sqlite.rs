@@ -148,6 +148,12 @@ impl SqliteStore {
     ) -> anyhow::Result<(SqliteStore, WriterThread)> {
         let mut conn = Connection::open(path)?;
         configure(&conn, durability)?;
+        // The writer's own tuning (readers keep SQLite's defaults). Checkpointing every
+        // 8,000 pages instead of 1,000 copies a hot index page back once per checkpoint
+        // instead of ~8 times (the WAL then peaks at ~32 MiB); 16 MiB of page cache keeps
+        // the leaves that messages are appended to.
+        conn.pragma_update(None, "wal_autocheckpoint", 8000)?;
+        conn.pragma_update(None, "cache_size", -16 * 1024)?;
         Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
 
         let pool = deadpool_sqlite::Config::new(path)
@@ -267,13 +273,16 @@ fn writer_loop(
         jobs.clear();
         match outcome {
             Ok(()) => {
-                for done in completions {
-                    done(None);
-                }
                 // One batch per transaction: one wake-up of the fan-out, which then
-                // queues every message for each connection before waking it once.
+                // queues every message for each connection before waking it once. Sent
+                // before the acks are released so that a sender's connection usually
+                // finds its ack and the deliveries of the same commit ready together and
+                // writes them at once (the ack first).
                 if !events.is_empty() {
                     let _ = committed.blocking_send(events);
+                }
+                for done in completions {
+                    done(None);
                 }
             }
             Err(e) => {

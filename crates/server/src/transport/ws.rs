@@ -170,6 +170,10 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, mut socket: WebS
     // A frame read ahead while batching that was not a text frame.
     let mut held: Option<Result<WsMessage, axum::Error>> = None;
     let mut out: Vec<Outbound> = Vec::new();
+    // Frames written to the socket's buffer but not flushed: they are flushed once
+    // nothing else is ready, so answers and deliveries that are ready together (an ack
+    // and the deliveries of the same commit) leave in one write.
+    let mut unflushed = false;
     let goodbye = loop {
         match reg.queue.kicked() {
             Some(crate::hub::KICK_DISABLED) => {
@@ -186,23 +190,20 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, mut socket: WebS
             }
             None => {}
         }
+        // Biased, in this order: answers before deliveries (an ack goes out before the
+        // echo of its message when both are ready), the client's frames before more
+        // deliveries (a busy queue cannot keep a client from sending; a batch in flight
+        // stops reading until it is answered), and the flush only when nothing else is
+        // ready.
         tokio::select! {
+            biased;
             _ = s.hub.shutdown.cancelled() => break Some(close(CLOSE_GOING_AWAY, "server shutting down")),
-            _ = reg.queue.ready() => {
-                // A kick wakes this branch too; the check above comes first.
-                if reg.queue.kicked().is_some() {
-                    continue;
-                }
-                reg.queue.take(&mut out, MAX_COALESCE, MAX_COALESCE_BYTES);
-                if write_batch(&mut socket, &mut out, replayed).await.is_err() {
-                    break None;
-                }
-            }
             answers = async { handling.as_mut().expect("guarded").await }, if handling.is_some() => {
                 handling = None;
                 if write_answers(&mut socket, answers).await.is_err() {
                     break None;
                 }
+                unflushed = true;
             }
             msg = async { match held.take() { Some(m) => Some(m), None => socket.next().await } },
                 if handling.is_none() =>
@@ -253,6 +254,18 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, mut socket: WebS
                 if write_answers(&mut socket, vec![answer]).await.is_err() {
                     break None;
                 }
+                unflushed = true;
+            }
+            _ = reg.queue.ready() => {
+                // A kick wakes this branch too; the check above comes first.
+                if reg.queue.kicked().is_some() {
+                    continue;
+                }
+                reg.queue.take(&mut out, MAX_COALESCE, MAX_COALESCE_BYTES);
+                if write_batch(&mut socket, &mut out, replayed).await.is_err() {
+                    break None;
+                }
+                unflushed = true;
             }
             _ = ping.tick() => {
                 let silent = started.elapsed().saturating_sub(last_heard);
@@ -267,6 +280,13 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, mut socket: WebS
                 if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
                     break None;
                 }
+                unflushed = false;
+            }
+            _ = std::future::ready(()), if unflushed => {
+                if socket.flush().await.is_err() {
+                    break None;
+                }
+                unflushed = false;
             }
         }
     };
@@ -277,7 +297,8 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, mut socket: WebS
     drop(reg);
 }
 
-/// Writes what was taken off the queue (emptying `out`) with one flush.
+/// Writes what was taken off the queue (emptying `out`) to the socket's buffer (which
+/// goes to the socket whenever it holds [`WRITE_BUFFER`] bytes); the caller flushes.
 async fn write_batch(
     sink: &mut WebSocket,
     out: &mut Vec<Outbound>,
@@ -289,20 +310,15 @@ async fn write_batch(
             sink.feed(WsMessage::Text(frame.text)).await?;
         }
     }
-    sink.flush().await
+    Ok(())
 }
 
 async fn write_answers(
     sink: &mut WebSocket,
     answers: Vec<Option<ServerFrame>>,
 ) -> Result<(), axum::Error> {
-    let mut any = false;
     for frame in answers.into_iter().flatten() {
         sink.feed(text(&frame)).await?;
-        any = true;
-    }
-    if any {
-        sink.flush().await?;
     }
     Ok(())
 }
