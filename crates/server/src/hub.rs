@@ -8,13 +8,13 @@
 //! [`Bus`] is the seam for running several nodes: the local implementation hands frames
 //! straight to this node's hub; a NATS-backed one would publish them to every node.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
 use natter_protocol::{MessageId, UserId};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// One frame ready to write.
@@ -26,17 +26,145 @@ pub struct Outbound {
     pub message_id: MessageId,
 }
 
-struct Entry {
-    id: u64,
-    tx: mpsc::Sender<Outbound>,
-    kick: Arc<Notify>,
-    kick_reason: Arc<AtomicU8>,
+/// One frame for every connection of some users.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub users: Vec<UserId>,
+    pub frame: Outbound,
 }
 
-/// Why a connection was kicked (see [`Registration::kick_reason`]).
+/// Why a connection was kicked (see [`Queue::kicked`]).
 pub const KICK_SLOW: u8 = 0;
 /// The account was disabled (or its sessions revoked) by an admin.
 pub const KICK_DISABLED: u8 = 1;
+
+/// One connection's bounded outbound queue.
+///
+/// Producers push under a short lock and wake the connection only when the queue goes
+/// from "nothing to do" to "something to do": a fan-out pass that queues many frames for
+/// one connection wakes it once, and it then writes them all with one flush. An idle
+/// queue allocates nothing (a tokio mpsc channel allocates its first block of slots up
+/// front, ~1.3 KiB per connection at our frame size).
+pub struct Queue {
+    state: Mutex<QueueState>,
+    ready: Notify,
+    capacity: usize,
+}
+
+struct QueueState {
+    frames: VecDeque<Outbound>,
+    /// The consumer was notified and has not taken everything since: no need to again.
+    woken: bool,
+    kicked: Option<u8>,
+}
+
+/// The queue was full: the connection is too slow and must go.
+struct Full;
+
+impl Queue {
+    fn new(capacity: usize) -> Queue {
+        Queue {
+            state: Mutex::new(QueueState {
+                frames: VecDeque::new(),
+                woken: false,
+                kicked: None,
+            }),
+            ready: Notify::new(),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, frame: &Outbound) -> Result<(), Full> {
+        let wake = {
+            let mut st = self.lock();
+            if st.kicked.is_some() {
+                return Ok(());
+            }
+            if st.frames.len() >= self.capacity {
+                return Err(Full);
+            }
+            st.frames.push_back(frame.clone());
+            !std::mem::replace(&mut st.woken, true)
+        };
+        if wake {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Closes the queue for good: what it holds is dropped and the connection is woken
+    /// to say goodbye. An account being disabled outranks being slow.
+    fn kick(&self, reason: u8) {
+        {
+            let mut st = self.lock();
+            if st.kicked.is_none() || reason == KICK_DISABLED {
+                st.kicked = Some(reason);
+            }
+            st.frames = VecDeque::new();
+        }
+        self.ready.notify_one();
+    }
+
+    /// Resolves when there may be frames to take or the connection was kicked.
+    /// Cancel safe: a wake-up that is not consumed is kept for the next call.
+    pub async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    /// Moves queued frames to `out` in order, up to `max_frames` or about `max_bytes`
+    /// (at least one frame). When frames are left the queue stays ready, so the next
+    /// [`Queue::ready`] returns at once.
+    pub fn take(&self, out: &mut Vec<Outbound>, max_frames: usize, max_bytes: usize) {
+        let left = {
+            let mut st = self.lock();
+            let mut bytes = 0;
+            while out.len() < max_frames && (bytes < max_bytes || out.is_empty()) {
+                let Some(f) = st.frames.pop_front() else {
+                    break;
+                };
+                bytes += f.text.len();
+                out.push(f);
+            }
+            if st.frames.is_empty() {
+                st.woken = false;
+                // Give back what a burst made it grow to.
+                if st.frames.capacity() > 128 {
+                    st.frames = VecDeque::new();
+                }
+                false
+            } else {
+                true
+            }
+        };
+        if left {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Why this connection was dropped from the hub, once it was: [`KICK_SLOW`] or
+    /// [`KICK_DISABLED`].
+    pub fn kicked(&self) -> Option<u8> {
+        self.lock().kicked
+    }
+
+    /// Frames waiting.
+    pub fn len(&self) -> usize {
+        self.lock().frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct Entry {
+    id: u64,
+    queue: Arc<Queue>,
+}
 
 pub struct Hub {
     conns: RwLock<HashMap<UserId, Vec<Entry>>>,
@@ -51,13 +179,9 @@ pub struct Registration {
     hub: Arc<Hub>,
     user: UserId,
     id: u64,
-    pub rx: mpsc::Receiver<Outbound>,
-    /// A clone of this connection's own queue, for answers to its requests.
-    pub tx: mpsc::Sender<Outbound>,
-    /// Notified when this connection was dropped from the hub: too slow, or its account
-    /// was disabled ([`Registration::kick_reason`] says which).
-    pub kicked: Arc<Notify>,
-    pub kick_reason: Arc<AtomicU8>,
+    /// What the hub queued for this connection; also says when it was kicked (too slow,
+    /// or its account was disabled).
+    pub queue: Arc<Queue>,
 }
 
 impl Drop for Registration {
@@ -78,9 +202,7 @@ impl Hub {
 
     pub fn register(self: &Arc<Self>, user: UserId) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(self.capacity);
-        let kick = Arc::new(Notify::new());
-        let kick_reason = Arc::new(AtomicU8::new(KICK_SLOW));
+        let queue = Arc::new(Queue::new(self.capacity));
         self.conns
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -88,18 +210,13 @@ impl Hub {
             .or_default()
             .push(Entry {
                 id,
-                tx: tx.clone(),
-                kick: kick.clone(),
-                kick_reason: kick_reason.clone(),
+                queue: queue.clone(),
             });
         Registration {
             hub: self.clone(),
             user,
             id,
-            rx,
-            tx,
-            kicked: kick,
-            kick_reason,
+            queue,
         }
     }
 
@@ -116,26 +233,47 @@ impl Hub {
     /// Queues `frame` for every connection of every user in `users`. Connections whose
     /// queue is full are kicked and dropped from the hub.
     pub fn deliver(&self, users: &[UserId], frame: &Outbound) {
-        let mut slow: Vec<(UserId, u64)> = Vec::new();
+        let mut slow = Vec::new();
         {
             let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-            for user in users {
-                let Some(list) = conns.get(user) else {
-                    continue;
-                };
-                for entry in list {
-                    match entry.tx.try_send(frame.clone()) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            entry.kick.notify_one();
-                            slow.push((*user, entry.id));
-                        }
-                        // The connection is closing; its registration removes it.
-                        Err(mpsc::error::TrySendError::Closed(_)) => {}
-                    }
+            Self::queue_for(&conns, users, frame, &mut slow);
+        }
+        self.drop_slow(slow);
+    }
+
+    /// [`Hub::deliver`] for many frames, in order, in one pass: each connection is woken
+    /// at most once for all of them (and then writes them with one flush).
+    pub fn deliver_all(&self, batch: &[Delivery]) {
+        let mut slow = Vec::new();
+        {
+            let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+            for d in batch {
+                Self::queue_for(&conns, &d.users, &d.frame, &mut slow);
+            }
+        }
+        self.drop_slow(slow);
+    }
+
+    fn queue_for(
+        conns: &HashMap<UserId, Vec<Entry>>,
+        users: &[UserId],
+        frame: &Outbound,
+        slow: &mut Vec<(UserId, u64)>,
+    ) {
+        for user in users {
+            let Some(list) = conns.get(user) else {
+                continue;
+            };
+            for entry in list {
+                if entry.queue.push(frame).is_err() {
+                    entry.queue.kick(KICK_SLOW);
+                    slow.push((*user, entry.id));
                 }
             }
         }
+    }
+
+    fn drop_slow(&self, slow: Vec<(UserId, u64)>) {
         for (user, id) in slow {
             tracing::info!(user, conn = id, "slow consumer disconnected");
             self.unregister(user, id);
@@ -157,8 +295,7 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&user);
         for entry in removed.into_iter().flatten() {
-            entry.kick_reason.store(KICK_DISABLED, Ordering::Relaxed);
-            entry.kick.notify_one();
+            entry.queue.kick(KICK_DISABLED);
         }
     }
 
@@ -185,6 +322,12 @@ impl Hub {
 /// receives to its local hub.
 pub trait Bus: Send + Sync + 'static {
     fn publish(&self, users: &[UserId], frame: Outbound);
+    /// Publishes many frames at once, in order (the messages of one commit).
+    fn publish_all(&self, batch: Vec<Delivery>) {
+        for d in batch {
+            self.publish(&d.users, d.frame);
+        }
+    }
     /// Closes every connection of `user`, on every node.
     fn disconnect_user(&self, user: UserId);
     /// Open connections of `user` (or of everyone), on this node.
@@ -197,6 +340,10 @@ pub struct LocalBus(pub Arc<Hub>);
 impl Bus for LocalBus {
     fn publish(&self, users: &[UserId], frame: Outbound) {
         self.0.deliver(users, &frame);
+    }
+
+    fn publish_all(&self, batch: Vec<Delivery>) {
+        self.0.deliver_all(&batch);
     }
 
     fn disconnect_user(&self, user: UserId) {
@@ -222,24 +369,88 @@ mod tests {
         }
     }
 
+    fn taken(reg: &Registration) -> Vec<i64> {
+        let mut out = Vec::new();
+        reg.queue.take(&mut out, usize::MAX, usize::MAX);
+        out.iter().map(|f| f.message_id).collect()
+    }
+
     #[tokio::test]
     async fn delivers_to_every_connection_and_kicks_the_slow() {
         let hub = Hub::new(2);
-        let mut a1 = hub.register(1);
-        let mut a2 = hub.register(1);
+        let a1 = hub.register(1);
+        let a2 = hub.register(1);
         let b = hub.register(2);
         hub.deliver(&[1, 2], &frame(1));
-        assert_eq!(a1.rx.recv().await.unwrap().message_id, 1);
-        assert_eq!(a2.rx.recv().await.unwrap().message_id, 1);
+        a1.queue.ready().await;
+        assert_eq!(taken(&a1), vec![1]);
+        a2.queue.ready().await;
+        assert_eq!(taken(&a2), vec![1]);
         hub.deliver(&[2], &frame(2));
         // b's queue (capacity 2) is now full; the next frame kicks it.
         hub.deliver(&[2], &frame(3));
-        b.kicked.notified().await;
+        b.queue.ready().await;
+        assert_eq!(b.queue.kicked(), Some(KICK_SLOW));
+        assert!(b.queue.is_empty(), "a kicked queue lets go of its frames");
         assert_eq!(hub.connection_count(), 2);
         drop(a1);
         assert_eq!(hub.connection_count(), 1);
         assert!(hub.is_online(1));
         drop(a2);
         assert!(!hub.is_online(1));
+    }
+
+    #[tokio::test]
+    async fn a_batch_wakes_each_connection_once_and_keeps_order() {
+        let hub = Hub::new(16);
+        let a = hub.register(1);
+        let b = hub.register(2);
+        let batch: Vec<Delivery> = (1..=5)
+            .map(|n| Delivery {
+                users: if n % 2 == 0 { vec![1, 2] } else { vec![1] },
+                frame: frame(n),
+            })
+            .collect();
+        hub.deliver_all(&batch);
+        a.queue.ready().await;
+        assert_eq!(taken(&a), vec![1, 2, 3, 4, 5]);
+        b.queue.ready().await;
+        assert_eq!(taken(&b), vec![2, 4]);
+        // Everything was taken and nothing new came: no stale wake-up is left over.
+        let again = tokio::time::timeout(std::time::Duration::from_millis(20), a.queue.ready());
+        assert!(again.await.is_err(), "one wake-up for the whole batch");
+    }
+
+    #[tokio::test]
+    async fn take_is_bounded_and_stays_ready_for_the_rest() {
+        let hub = Hub::new(16);
+        let a = hub.register(1);
+        for n in 1..=5 {
+            hub.deliver(&[1], &frame(n));
+        }
+        a.queue.ready().await;
+        let mut out = Vec::new();
+        a.queue.take(&mut out, 2, usize::MAX);
+        assert_eq!(out.len(), 2);
+        // Frames are left, so the queue is ready again at once.
+        a.queue.ready().await;
+        out.clear();
+        a.queue.take(&mut out, usize::MAX, 1);
+        assert_eq!(out.len(), 1, "at least one frame even over the byte bound");
+        a.queue.ready().await;
+        assert_eq!(taken(&a), vec![4, 5]);
+    }
+
+    #[tokio::test]
+    async fn disabling_outranks_being_slow() {
+        let hub = Hub::new(1);
+        let a = hub.register(1);
+        hub.deliver(&[1], &frame(1));
+        hub.deliver(&[1], &frame(2));
+        assert_eq!(a.queue.kicked(), Some(KICK_SLOW));
+        let b = hub.register(1);
+        hub.disconnect_user(1);
+        assert_eq!(b.queue.kicked(), Some(KICK_DISABLED));
+        assert_eq!(hub.connection_count(), 0);
     }
 }

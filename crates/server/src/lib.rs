@@ -53,7 +53,7 @@ impl Server {
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let db = data_dir.join("natter.db");
         let tls = tls::load(&config, &data_dir).await?;
-        let (committed_tx, committed_rx) = tokio::sync::mpsc::channel(4096);
+        let (committed_tx, committed_rx) = tokio::sync::mpsc::channel(64);
         let (store, writer) =
             SqliteStore::open(&db, config.durability, config.readers, committed_tx)
                 .with_context(|| format!("cannot open database {}", db.display()))?;

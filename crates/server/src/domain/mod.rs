@@ -20,7 +20,7 @@ use natter_protocol::{
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Registration};
-use crate::hub::{Bus, Outbound};
+use crate::hub::{Bus, Delivery, Outbound};
 use crate::store::{Committed, MembershipChange, Store, StoreError};
 
 pub use auth::{hash_token, new_token};
@@ -181,13 +181,27 @@ pub fn outbound(frame: &ServerFrame) -> Outbound {
 
 /// Delivers committed messages to their recipients, in commit order, ending the sender's
 /// typing indicator first. Runs until the store's writer goes away.
-pub async fn fan_out(mut committed: mpsc::Receiver<Committed>, bus: Arc<dyn Bus>, live: Arc<Live>) {
-    while let Some(c) = committed.recv().await {
-        if let Some(sender) = c.sender {
-            live.message_sent(c.message.conversation_id, sender);
+///
+/// Each batch is what one transaction committed: every message is serialized once, then
+/// all of them are queued in one pass, so a connection is woken once per batch and
+/// writes the whole batch with one flush.
+pub async fn fan_out(
+    mut committed: mpsc::Receiver<Vec<Committed>>,
+    bus: Arc<dyn Bus>,
+    live: Arc<Live>,
+) {
+    while let Some(batch) = committed.recv().await {
+        let mut deliveries = Vec::with_capacity(batch.len());
+        for c in batch {
+            if let Some(sender) = c.sender {
+                live.message_sent(c.message.conversation_id, sender);
+            }
+            deliveries.push(Delivery {
+                frame: outbound(&ServerFrame::Message { message: c.message }),
+                users: c.recipients,
+            });
         }
-        let frame = outbound(&ServerFrame::Message { message: c.message });
-        bus.publish(&c.recipients, frame);
+        bus.publish_all(deliveries);
     }
 }
 

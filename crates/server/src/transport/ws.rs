@@ -2,29 +2,28 @@
 //!
 //! Each connection registers with the hub *before* it replays from the client's cursor,
 //! so nothing committed in between is missed; live copies of messages the replay already
-//! sent are dropped by id, so nothing is sent twice. The socket is split: a reader task
-//! decodes client frames and answers them through the connection's own queue, and the
-//! writer loop below drains that queue, coalescing whatever is ready into one flush.
+//! sent are dropped by id, so nothing is sent twice. One task serves a connection: it
+//! reads and handles client frames, writes their answers, and drains the connection's
+//! queue, everything ready into one flush. (One task instead of a reader and a writer
+//! task: less memory per idle connection and no hand-off between them.)
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::join_all;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use natter_protocol::{ClientFrame, ErrorBody, ErrorCode, ServerFrame, limits};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiQuery, AppState, Auth};
-use crate::domain::{DomainError, Principal, outbound};
+use crate::domain::{DomainError, Principal};
 use crate::hub::Outbound;
 
 /// Close code for a consumer that fell behind its queue (application range 4000-4999).
@@ -40,6 +39,16 @@ const CLOSE_INTERNAL: u16 = 1011;
 const MAX_PIPELINE: usize = 16;
 /// Frames written before one flush, so a burst becomes few syscalls.
 const MAX_COALESCE: usize = 256;
+/// Bytes (about) written before one flush: bounds what one wake-up takes off the queue.
+const MAX_COALESCE_BYTES: usize = 64 * 1024;
+
+/// Bytes read from the socket at most at a time, allocated per connection.
+const READ_BUFFER: usize = 2 * 1024;
+/// Frames are written to the socket once this many bytes are buffered (and at a flush).
+const WRITE_BUFFER: usize = 16 * 1024;
+/// The write buffer never holds more (it only grows past [`WRITE_BUFFER`] while the
+/// socket does not take what is written).
+const MAX_WRITE_BUFFER: usize = 128 * 1024;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(upgrade))
@@ -77,13 +86,14 @@ async fn upgrade(
     ws.max_message_size(limit)
         .max_frame_size(limit)
         // tungstenite's 128 KiB default read buffer per connection is far more than chat
-        // needs; many idle connections should cost little.
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(16 * 1024)
+        // needs; many idle connections should cost little. The read buffer is allocated
+        // whole up front (and bounds one read); the write buffer grows only as frames
+        // are queued, and past `write_buffer_size` they go to the socket.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER.max(limit + WRITE_BUFFER))
         .on_upgrade(move |socket| tracker.track_future(session(s, auth.principal, q.after, socket)))
 }
-
-type Sink = SplitSink<WebSocket, WsMessage>;
 
 fn close(code: u16, reason: &'static str) -> WsMessage {
     WsMessage::Close(Some(CloseFrame {
@@ -102,7 +112,7 @@ async fn greet(
     s: &AppState,
     p: &Principal,
     after: Option<i64>,
-    sink: &mut Sink,
+    sink: &mut WebSocket,
 ) -> anyhow::Result<i64> {
     let head = s.domain.head(p).await?;
     sink.send(text(&ServerFrame::Hello {
@@ -129,14 +139,16 @@ async fn greet(
     Ok(cursor.max(head))
 }
 
-async fn session(s: AppState, p: Principal, after: Option<i64>, socket: WebSocket) {
-    let mut reg = s.hub.register(p.id);
-    let (mut sink, stream) = socket.split();
-    let replayed = match greet(&s, &p, after, &mut sink).await {
+/// The answers to a batch of client frames, in the order the frames came.
+type Handling<'a> = Pin<Box<dyn Future<Output = Vec<Option<ServerFrame>>> + Send + 'a>>;
+
+async fn session(s: AppState, p: Principal, after: Option<i64>, mut socket: WebSocket) {
+    let reg = s.hub.register(p.id);
+    let replayed = match greet(&s, &p, after, &mut socket).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(user = %p.username, error = %e, "could not start session");
-            let _ = sink
+            let _ = socket
                 .send(close(
                     CLOSE_INTERNAL,
                     "could not load your messages; try again",
@@ -149,40 +161,114 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, socket: WebSocke
     // Counted online from here until the session ends (the guard is dropped with it).
     let mut presence = s.domain.live.connected(&p);
     let started = Instant::now();
-    let last_heard = Arc::new(AtomicU64::new(0));
-    let (ctrl_tx, mut ctrl_rx) = mpsc::channel::<WsMessage>(1);
-    let reader = tokio::spawn(read_loop(
-        s.clone(),
-        p.clone(),
-        stream,
-        reg.tx.clone(),
-        ctrl_tx,
-        last_heard.clone(),
-        started,
-    ));
-
+    let mut last_heard = Duration::ZERO;
     let heartbeat = Duration::from_secs(u64::from(s.config.heartbeat_secs));
     let mut ping = tokio::time::interval_at(started + heartbeat, heartbeat);
+    // Client frames being handled. One batch at a time: the next frames are read once
+    // its answers are written, so a client cannot pile up work on the server.
+    let mut handling: Option<Handling<'_>> = None;
+    // A frame read ahead while batching that was not a text frame.
+    let mut held: Option<Result<WsMessage, axum::Error>> = None;
+    let mut out: Vec<Outbound> = Vec::new();
+    // Frames written to the socket's buffer but not flushed: they are flushed once
+    // nothing else is ready, so answers and deliveries that are ready together (an ack
+    // and the deliveries of the same commit) leave in one write.
+    let mut unflushed = false;
     let goodbye = loop {
+        match reg.queue.kicked() {
+            Some(crate::hub::KICK_DISABLED) => {
+                break Some(close(
+                    CLOSE_ACCOUNT_DISABLED,
+                    "account disabled by an admin",
+                ));
+            }
+            Some(_) => {
+                break Some(close(
+                    CLOSE_SLOW_CONSUMER,
+                    "slow consumer: reconnect with your cursor",
+                ));
+            }
+            None => {}
+        }
+        // Biased, in this order: answers before deliveries (an ack goes out before the
+        // echo of its message when both are ready), the client's frames before more
+        // deliveries (a busy queue cannot keep a client from sending; a batch in flight
+        // stops reading until it is answered), and the flush only when nothing else is
+        // ready.
         tokio::select! {
             biased;
             _ = s.hub.shutdown.cancelled() => break Some(close(CLOSE_GOING_AWAY, "server shutting down")),
-            _ = reg.kicked.notified() => {
-                if reg.kick_reason.load(Ordering::Relaxed) == crate::hub::KICK_DISABLED {
-                    break Some(close(CLOSE_ACCOUNT_DISABLED, "account disabled by an admin"));
-                }
-                break Some(close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect with your cursor"));
-            }
-            ctrl = ctrl_rx.recv() => break ctrl,
-            out = reg.rx.recv() => {
-                let Some(first) = out else { break None };
-                if write_batch(&mut sink, first, &mut reg.rx, replayed).await.is_err() {
+            answers = async { handling.as_mut().expect("guarded").await }, if handling.is_some() => {
+                handling = None;
+                if write_answers(&mut socket, answers).await.is_err() {
                     break None;
                 }
+                unflushed = true;
+            }
+            msg = async { match held.take() { Some(m) => Some(m), None => socket.next().await } },
+                if handling.is_none() =>
+            {
+                let Some(msg) = msg else { break None };
+                last_heard = started.elapsed();
+                let answer = match msg {
+                    Ok(WsMessage::Text(first)) => {
+                        // Pipelining: take every text frame already received (up to a
+                        // bound) and handle them together. `join_all` polls them in order,
+                        // so their writes reach the store's queue in the order sent (sends
+                        // keep their order and get increasing seq), and one commit can
+                        // carry all of them instead of one commit per frame. Answers go
+                        // back in the order the frames came.
+                        let mut batch = vec![first];
+                        while batch.len() < MAX_PIPELINE {
+                            match socket.next().now_or_never() {
+                                Some(Some(Ok(WsMessage::Text(t)))) => batch.push(t),
+                                Some(Some(other)) => {
+                                    held = Some(other);
+                                    break;
+                                }
+                                // The stream ended; the next read says so.
+                                Some(None) | None => break,
+                            }
+                        }
+                        let (s, p) = (&s, &p);
+                        handling = Some(Box::pin(async move {
+                            join_all(batch.iter().map(|t| handle(s, p, t.as_str()))).await
+                        }));
+                        continue;
+                    }
+                    Ok(WsMessage::Binary(_)) => Some(ServerFrame::Error {
+                        code: ErrorCode::MalformedFrame,
+                        message: "binary frames are not supported: send JSON text frames".into(),
+                        client_id: None,
+                    }),
+                    Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => None,
+                    Ok(WsMessage::Close(_)) => break None,
+                    Err(e) => {
+                        let goodbye = close_for(e);
+                        if let Some(goodbye) = &goodbye {
+                            tracing::info!(user = %p.username, "refused a frame: {goodbye:?}");
+                        }
+                        break goodbye;
+                    }
+                };
+                if write_answers(&mut socket, vec![answer]).await.is_err() {
+                    break None;
+                }
+                unflushed = true;
+            }
+            _ = reg.queue.ready() => {
+                // A kick wakes this branch too; the check above comes first.
+                if reg.queue.kicked().is_some() {
+                    continue;
+                }
+                reg.queue.take(&mut out, MAX_COALESCE, MAX_COALESCE_BYTES);
+                if write_batch(&mut socket, &mut out, replayed).await.is_err() {
+                    break None;
+                }
+                unflushed = true;
             }
             _ = ping.tick() => {
-                let heard = Duration::from_millis(last_heard.load(Ordering::Relaxed));
-                let silent = started.elapsed().saturating_sub(heard);
+                let silent = started.elapsed().saturating_sub(last_heard);
                 // Pongs answer within moments: silence over 1.5 intervals at a tick means
                 // the previous ping went unanswered. The peer stops counting as present
                 // (so a vanished one is offline within two intervals plus the grace
@@ -191,38 +277,50 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, socket: WebSocke
                 if silent > heartbeat * 2 {
                     break Some(close(CLOSE_GOING_AWAY, "no answer to heartbeat"));
                 }
-                if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
+                if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
                     break None;
                 }
+                unflushed = false;
+            }
+            _ = std::future::ready(()), if unflushed => {
+                if socket.flush().await.is_err() {
+                    break None;
+                }
+                unflushed = false;
             }
         }
     };
+    drop(handling);
     if let Some(msg) = goodbye {
-        let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(msg)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), socket.send(msg)).await;
     }
-    reader.abort();
     drop(reg);
 }
 
+/// Writes what was taken off the queue (emptying `out`) to the socket's buffer (which
+/// goes to the socket whenever it holds [`WRITE_BUFFER`] bytes); the caller flushes.
 async fn write_batch(
-    sink: &mut Sink,
-    first: Outbound,
-    rx: &mut mpsc::Receiver<Outbound>,
+    sink: &mut WebSocket,
+    out: &mut Vec<Outbound>,
     replayed: i64,
 ) -> Result<(), axum::Error> {
-    let mut next = Some(first);
-    let mut n = 0;
-    while let Some(out) = next.take() {
+    for frame in out.drain(..) {
         // Live copies of messages that the replay already sent.
-        if out.message_id == 0 || out.message_id > replayed {
-            sink.feed(WsMessage::Text(out.text)).await?;
-            n += 1;
-        }
-        if n < MAX_COALESCE {
-            next = rx.try_recv().ok();
+        if frame.message_id == 0 || frame.message_id > replayed {
+            sink.feed(WsMessage::Text(frame.text)).await?;
         }
     }
-    sink.flush().await
+    Ok(())
+}
+
+async fn write_answers(
+    sink: &mut WebSocket,
+    answers: Vec<Option<ServerFrame>>,
+) -> Result<(), axum::Error> {
+    for frame in answers.into_iter().flatten() {
+        sink.feed(text(&frame)).await?;
+    }
+    Ok(())
 }
 
 /// The close frame a read error deserves: 1009 for a frame over the size limit, 1007
@@ -233,81 +331,6 @@ fn close_for(e: axum::Error) -> Option<WsMessage> {
         Ok(WsError::Capacity(_)) => Some(close(CLOSE_TOO_BIG, "frame too large")),
         Ok(WsError::Utf8(_)) => Some(close(CLOSE_BAD_DATA, "text frames must be UTF-8")),
         _ => None,
-    }
-}
-
-async fn read_loop(
-    s: AppState,
-    p: Principal,
-    mut stream: SplitStream<WebSocket>,
-    reply: mpsc::Sender<Outbound>,
-    ctrl: mpsc::Sender<WsMessage>,
-    last_heard: Arc<AtomicU64>,
-    started: Instant,
-) {
-    // A frame read ahead while batching that was not a text frame.
-    let mut held: Option<Result<WsMessage, axum::Error>> = None;
-    loop {
-        let msg = match held.take() {
-            Some(m) => m,
-            None => match stream.next().await {
-                Some(m) => m,
-                None => break,
-            },
-        };
-        last_heard.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        let answer = match msg {
-            Ok(WsMessage::Text(first)) => {
-                // Pipelining: take every text frame already received (up to a bound) and
-                // handle them together. `join_all` polls them in order, so their writes
-                // reach the store's queue in the order sent (sends keep their order and
-                // get increasing seq), and one commit can carry all of them instead of
-                // one commit per frame. Answers go back in the order the frames came.
-                let mut batch = vec![first];
-                while batch.len() < MAX_PIPELINE {
-                    match stream.next().now_or_never() {
-                        Some(Some(Ok(WsMessage::Text(t)))) => batch.push(t),
-                        Some(Some(other)) => {
-                            held = Some(other);
-                            break;
-                        }
-                        // The stream ended; the next read says so.
-                        Some(None) | None => break,
-                    }
-                }
-                let answers = join_all(batch.iter().map(|t| handle(&s, &p, t.as_str()))).await;
-                let mut failed = false;
-                for frame in answers.into_iter().flatten() {
-                    if reply.send(outbound(&frame)).await.is_err() {
-                        failed = true;
-                        break;
-                    }
-                }
-                if failed {
-                    break;
-                }
-                continue;
-            }
-            Ok(WsMessage::Binary(_)) => Some(ServerFrame::Error {
-                code: ErrorCode::MalformedFrame,
-                message: "binary frames are not supported: send JSON text frames".into(),
-                client_id: None,
-            }),
-            Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => None,
-            Ok(WsMessage::Close(_)) => break,
-            Err(e) => {
-                if let Some(goodbye) = close_for(e) {
-                    tracing::info!(user = %p.username, "refused a frame: {goodbye:?}");
-                    let _ = ctrl.send(goodbye).await;
-                }
-                break;
-            }
-        };
-        if let Some(frame) = answer
-            && reply.send(outbound(&frame)).await.is_err()
-        {
-            break;
-        }
     }
 }
 

@@ -114,7 +114,9 @@ impl AccountStore for SqliteStore {
     }
 
     async fn set_disabled(&self, user: UserId, disabled: bool) -> StoreResult<()> {
-        self.write(move |conn, _| {
+        self.write_cached(move |conn, _, cache| {
+            // Membership rows stay, but nothing cached about the account outlives this.
+            cache.clear();
             conn.prepare_cached("UPDATE users SET disabled = ?2 WHERE id = ?1")?
                 .execute(params![user, disabled])?;
             if disabled {

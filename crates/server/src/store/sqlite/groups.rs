@@ -92,7 +92,9 @@ impl GroupStore for SqliteStore {
         actor: UserId,
         change: GroupChange,
     ) -> StoreResult<ChangeOutcome> {
-        self.write(move |conn, events| {
+        self.write_cached(move |conn, events, cache| {
+            // Any change may change who is a member: the next message reads them afresh.
+            cache.forget_members(conversation);
             let by = name_of(conn, actor)?;
             let mut out = ChangeOutcome::default();
             let event = match change {
