@@ -93,6 +93,10 @@ pub struct Config {
     /// How often presence changes are sent (batched) and typing indicators expire.
     /// Milliseconds.
     pub live_tick_ms: u64,
+    /// Presence changes are pushed to people who share a conversation of at most this
+    /// many members with the user (direct conversations always qualify); members of
+    /// larger groups ask with `GET /presence`.
+    pub presence_push_max_members: usize,
 }
 
 impl Default for Config {
@@ -125,6 +129,7 @@ impl Default for Config {
             tls_self_signed: false,
             presence_grace_ms: 2000,
             live_tick_ms: 250,
+            presence_push_max_members: crate::domain::DEFAULT_PRESENCE_PUSH_MAX_MEMBERS,
         }
     }
 }

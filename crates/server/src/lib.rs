@@ -64,6 +64,7 @@ impl Server {
             LiveConfig {
                 tick: Duration::from_millis(config.live_tick_ms),
                 presence_grace: Duration::from_millis(config.presence_grace_ms),
+                presence_push_max_members: config.presence_push_max_members,
             },
             store.clone(),
             bus.clone(),

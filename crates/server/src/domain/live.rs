@@ -33,13 +33,18 @@ use super::{Domain, DomainError, DomainResult, Principal, outbound};
 use crate::hub::Bus;
 use crate::store::{Store, StoreError};
 
-/// Timing of the live layer.
+/// Default of [`LiveConfig::presence_push_max_members`].
+pub const DEFAULT_PRESENCE_PUSH_MAX_MEMBERS: usize = 256;
+
+/// Timing and reach of the live layer.
 #[derive(Debug, Clone, Copy)]
 pub struct LiveConfig {
     /// How often presence changes are flushed and typing entries expire.
     pub tick: Duration,
     /// How long after a user's last connection closes they are announced offline.
     pub presence_grace: Duration,
+    /// Presence changes are pushed through conversations of at most this many members.
+    pub presence_push_max_members: usize,
 }
 
 impl Default for LiveConfig {
@@ -47,6 +52,7 @@ impl Default for LiveConfig {
         LiveConfig {
             tick: Duration::from_millis(250),
             presence_grace: Duration::from_secs(2),
+            presence_push_max_members: DEFAULT_PRESENCE_PUSH_MAX_MEMBERS,
         }
     }
 }
@@ -294,7 +300,11 @@ impl Live {
             return;
         }
         let ids: Vec<UserId> = changed.iter().map(|(u, _)| *u).collect();
-        let pairs = match self.store.contacts(&ids).await {
+        let pairs = match self
+            .store
+            .presence_audience(&ids, self.config.presence_push_max_members)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot look up contacts; presence changes not sent");
@@ -306,7 +316,7 @@ impl Live {
         {
             let map = self.presence.lock().unwrap_or_else(|e| e.into_inner());
             let online = |u: &UserId| map.users.get(u).is_some_and(|e| e.connections > 0);
-            for (user, contact, _) in &pairs {
+            for (user, contact) in &pairs {
                 if online(contact)
                     && let Some(p) = by_user.get(user)
                 {

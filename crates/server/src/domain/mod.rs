@@ -25,7 +25,9 @@ use crate::store::{Committed, MembershipChange, Store, StoreError};
 
 pub use auth::{hash_token, new_token};
 pub use gate::Gate;
-pub use live::{Live, LiveConfig, LiveStats, PresenceGuard, run_ticks};
+pub use live::{
+    DEFAULT_PRESENCE_PUSH_MAX_MEMBERS, Live, LiveConfig, LiveStats, PresenceGuard, run_ticks,
+};
 
 /// The authenticated caller of an operation.
 #[derive(Debug, Clone)]

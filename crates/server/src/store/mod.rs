@@ -172,6 +172,16 @@ pub trait Store:
     /// For each of `users`, everyone who shares at least one conversation with them
     /// (themself excluded), as (user, contact, contact's username).
     async fn contacts(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, UserId, String)>>;
+    /// Who is told live about presence changes of `users`: for each, everyone who shares
+    /// a conversation of at most `max_members` members with them, as (user, contact).
+    /// Larger groups are left out: in a room of thousands, telling everyone about
+    /// everyone costs (members x changes) frames per tick; their members ask with
+    /// `GET /presence` instead.
+    async fn presence_audience(
+        &self,
+        users: &[UserId],
+        max_members: usize,
+    ) -> StoreResult<Vec<(UserId, UserId)>>;
     /// (conversation, member) pairs of every conversation `user` is a member of.
     async fn co_members(&self, user: UserId) -> StoreResult<Vec<(ConversationId, UserId)>>;
     /// Moves `user`'s delivered and read markers forward (never back; clamped to the

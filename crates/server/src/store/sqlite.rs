@@ -817,6 +817,48 @@ impl Store for SqliteStore {
         self.live_contacts(users).await
     }
 
+    async fn presence_audience(
+        &self,
+        users: &[UserId],
+        max_members: usize,
+    ) -> StoreResult<Vec<(UserId, UserId)>> {
+        let users = users.to_vec();
+        let max = max_members as i64;
+        self.read(move |conn| {
+            let mut out = Vec::new();
+            for chunk in users.chunks(500) {
+                // Numbered, since the list appears twice.
+                let marks = (1..=chunk.len())
+                    .map(|i| format!("?{i}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                // The conversations of these users that are small enough, then their members.
+                let sql = format!(
+                    "WITH small AS (
+                         SELECT m.conversation_id FROM members m
+                         WHERE m.conversation_id IN (SELECT conversation_id FROM members WHERE user_id IN ({marks}))
+                         GROUP BY m.conversation_id HAVING COUNT(*) <= ?{n})
+                     SELECT DISTINCT a.user_id, b.user_id FROM members a
+                     JOIN small s ON s.conversation_id = a.conversation_id
+                     JOIN members b ON b.conversation_id = a.conversation_id AND b.user_id != a.user_id
+                     WHERE a.user_id IN ({marks})",
+                    n = chunk.len() + 1
+                );
+                let mut params: Vec<i64> = chunk.to_vec();
+                params.push(max);
+                let mut stmt = conn.prepare(&sql)?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+                for row in rows {
+                    out.push(row?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn co_members(&self, user: UserId) -> StoreResult<Vec<(ConversationId, UserId)>> {
         self.live_co_members(user).await
     }
@@ -1461,5 +1503,23 @@ mod tests {
                 .seq,
             2
         );
+    }
+
+    #[tokio::test]
+    async fn presence_reaches_only_through_small_enough_conversations() {
+        let f = fixture();
+        let ids = users(&f.store, &["a", "b", "c", "d"]).await;
+        let (a, b, c, d) = (ids[0], ids[1], ids[2], ids[3]);
+        f.store.create_group(a, "big", &[b, c, d]).await.unwrap();
+        f.store.open_direct(a, b).await.unwrap();
+        let mut pairs = f.store.presence_audience(&[a, c], 3).await.unwrap();
+        pairs.sort();
+        // The group of 4 is over the limit of 3: only the direct conversation counts.
+        assert_eq!(pairs, vec![(a, b)]);
+        let mut pairs = f.store.presence_audience(&[a, c], 4).await.unwrap();
+        pairs.sort();
+        assert_eq!(pairs, vec![(a, b), (a, c), (a, d), (c, a), (c, b), (c, d)]);
+        // Everyone who shares any conversation is still a contact (for GET /presence).
+        assert_eq!(f.store.contacts(&[c]).await.unwrap().len(), 3);
     }
 }
