@@ -69,6 +69,35 @@ impl RssSampler {
     }
 }
 
+/// One direction's figures: throughput, the server's peak RSS (sampled and `VmHWM`)
+/// against its RSS before, and server CPU per GiB.
+fn transfer_report(
+    mut r: Report,
+    usage: &procstat::Usage,
+    sampled_peak_kb: u64,
+    rss_before_kb: u64,
+    bytes: u64,
+    secs: f64,
+) -> Report {
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    r.set_usage(usage);
+    r.server_peak_rss_kb = sampled_peak_kb.max(usage.server_peak_rss_kb);
+    r.sent = 1;
+    r.extra
+        .insert("mib_per_s".into(), round((bytes >> 20) as f64 / secs, 1));
+    r.extra
+        .insert("server_rss_before_kib".into(), rss_before_kb as f64);
+    r.extra.insert(
+        "server_peak_growth_kib".into(),
+        r.server_peak_rss_kb.saturating_sub(rss_before_kb) as f64,
+    );
+    r.extra.insert(
+        "server_cpu_s_per_gib".into(),
+        round(usage.server_cpu_s / gib, 2),
+    );
+    r
+}
+
 /// Uploads and downloads a file of `size_mib` MiB; one report per direction.
 pub async fn transfer(t: &Target, label: &str, size_mib: u64) -> anyhow::Result<Vec<Report>> {
     let api = t
@@ -152,24 +181,13 @@ pub async fn transfer(t: &Target, label: &str, size_mib: u64) -> anyhow::Result<
         "the server's hash {server_hash} is not the sent content's {want}"
     );
 
-    let mut up = base(t, label, "files upload", params.clone());
-    up.set_usage(&up_usage);
-    up.server_peak_rss_kb = up_peak.max(up_usage.server_peak_rss_kb);
-    up.sent = 1;
-    up.extra
-        .insert("mib_per_s".into(), round(size_mib as f64 / up_secs, 1));
-    up.extra
-        .insert("server_rss_before_kib".into(), rss_before as f64);
-    up.extra.insert(
-        "server_peak_growth_kib".into(),
-        up.server_peak_rss_kb.saturating_sub(rss_before) as f64,
-    );
-    up.extra.insert(
-        "server_cpu_s_per_gib".into(),
-        round(
-            up_usage.server_cpu_s / (size as f64 / (1u64 << 30) as f64),
-            2,
-        ),
+    let mut up = transfer_report(
+        base(t, label, "files upload", params.clone()),
+        &up_usage,
+        up_peak,
+        rss_before,
+        size,
+        up_secs,
     );
 
     // ----- download -----
@@ -205,24 +223,13 @@ pub async fn transfer(t: &Target, label: &str, size_mib: u64) -> anyhow::Result<
         "the download does not match the upload"
     );
 
-    let mut down = base(t, label, "files download", params);
-    down.set_usage(&down_usage);
-    down.server_peak_rss_kb = down_peak.max(down_usage.server_peak_rss_kb);
-    down.sent = 1;
-    down.extra
-        .insert("mib_per_s".into(), round(size_mib as f64 / down_secs, 1));
-    down.extra
-        .insert("server_rss_before_kib".into(), rss_before as f64);
-    down.extra.insert(
-        "server_peak_growth_kib".into(),
-        down.server_peak_rss_kb.saturating_sub(rss_before) as f64,
-    );
-    down.extra.insert(
-        "server_cpu_s_per_gib".into(),
-        round(
-            down_usage.server_cpu_s / (size as f64 / (1u64 << 30) as f64),
-            2,
-        ),
+    let mut down = transfer_report(
+        base(t, label, "files download", params),
+        &down_usage,
+        down_peak,
+        rss_before,
+        size,
+        down_secs,
     );
     down.notes
         .push("driver hashes every byte with BLAKE3 (part of its CPU)".into());

@@ -118,21 +118,9 @@ async fn check(client: &Client, paths: &[PathBuf]) -> anyhow::Result<Vec<Local>>
             len: meta.len(),
         });
     }
-    // The limit is known from /health; if that fails, the upload itself finds out.
-    if let Ok(health) = client.rest().health().await
-        && let Some(max) = health.max_upload_bytes
-        && let Some(big) = files.iter().find(|f| f.len > max)
-    {
-        return Err(natter_client_core::Error::Api {
-            code: ErrorCode::PayloadTooLarge,
-            message: format!(
-                "{} is {}; the server takes files up to {}: nothing was sent",
-                big.path.display(),
-                human_size(big.len),
-                human_size(max)
-            ),
-        }
-        .into());
+    let sizes: Vec<(&Path, u64)> = files.iter().map(|f| (f.path.as_path(), f.len)).collect();
+    if let Err(e) = client.check_upload_sizes(&sizes).await {
+        anyhow::bail!("{e}: nothing was sent");
     }
     Ok(files)
 }

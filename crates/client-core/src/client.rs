@@ -373,25 +373,36 @@ impl Client {
         let meta = tokio::fs::metadata(path)
             .await
             .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-        if let Ok(health) = self.inner.rest.health().await
-            && let Some(max) = health.max_upload_bytes
-            && meta.len() > max
-        {
-            return Err(Error::Api {
-                code: ErrorCode::PayloadTooLarge,
-                message: format!(
-                    "{} is {}; the server takes files up to {}",
-                    path.display(),
-                    natter_protocol::human_size(meta.len()),
-                    natter_protocol::human_size(max)
-                ),
-            });
-        }
+        self.check_upload_sizes(&[(path, meta.len())]).await?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "file".into());
         self.inner.rest.upload(path, &name, progress).await
+    }
+
+    /// Refuses, before any byte travels, the first of `files` (path, size) that is over
+    /// the server's upload limit. When the limit cannot be learned, the upload itself
+    /// finds out.
+    pub async fn check_upload_sizes(&self, files: &[(&Path, u64)]) -> Result<(), Error> {
+        let Ok(health) = self.inner.rest.health().await else {
+            return Ok(());
+        };
+        let Some(max) = health.max_upload_bytes else {
+            return Ok(());
+        };
+        match files.iter().find(|(_, len)| *len > max) {
+            Some((path, len)) => Err(Error::Api {
+                code: ErrorCode::PayloadTooLarge,
+                message: format!(
+                    "{} is {}; the server takes files up to {}",
+                    path.display(),
+                    natter_protocol::human_size(*len),
+                    natter_protocol::human_size(max)
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// What the server knows about attachment `id`.

@@ -977,18 +977,8 @@ fn send_text(s: &mut State, text: String, fx: &mut Vec<Effect>) -> bool {
         return false;
     };
     let client_id = uuid::Uuid::now_v7().to_string();
-    c.pending.push(Msg {
-        id: None,
-        seq: None,
-        client_id: client_id.clone(),
-        sender: me,
-        text: clean(&text),
-        sent_at: wall,
-        failed: None,
-        receipts: Receipts::default(),
-        system: false,
-        attachments: Vec::new(),
-    });
+    c.pending
+        .push(pending_msg(client_id.clone(), me, &text, wall, Vec::new()));
     c.anchor = None;
     let target = c.target.clone();
     fx.push(Effect::Send {
@@ -1033,18 +1023,13 @@ fn uploaded(
     let wall = s.wall;
     let viewing = s.selected == Some(conversation_id);
     if let Some(c) = s.conv_mut(conversation_id) {
-        c.pending.push(Msg {
-            id: None,
-            seq: None,
-            client_id: client_id.clone(),
-            sender: me,
-            text: clean(&text),
-            sent_at: wall,
-            failed: None,
-            receipts: Receipts::default(),
-            system: false,
-            attachments: vec![Att::from_attachment(&att)],
-        });
+        c.pending.push(pending_msg(
+            client_id.clone(),
+            me,
+            &text,
+            wall,
+            vec![Att::from_attachment(&att)],
+        ));
         if viewing {
             c.anchor = None;
         }
@@ -1463,5 +1448,27 @@ fn apply_completions(
                 index: 0,
             });
         }
+    }
+}
+
+/// A message of ours shown as pending until the server acknowledges it.
+fn pending_msg(
+    client_id: String,
+    me: String,
+    text: &str,
+    sent_at: time::OffsetDateTime,
+    attachments: Vec<Att>,
+) -> Msg {
+    Msg {
+        id: None,
+        seq: None,
+        client_id,
+        sender: me,
+        text: clean(text),
+        sent_at,
+        failed: None,
+        receipts: Receipts::default(),
+        system: false,
+        attachments,
     }
 }

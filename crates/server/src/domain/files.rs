@@ -86,17 +86,25 @@ pub fn sniff(head: &[u8]) -> String {
     }
 }
 
+/// The decoder for a media type the server previews: the allowlist.
+fn previewed_format(mime: &str) -> Option<image::ImageFormat> {
+    use image::ImageFormat;
+    match mime {
+        "image/png" => Some(ImageFormat::Png),
+        "image/jpeg" => Some(ImageFormat::Jpeg),
+        "image/gif" => Some(ImageFormat::Gif),
+        "image/webp" => Some(ImageFormat::WebP),
+        _ => None,
+    }
+}
+
 /// Width, height and a PNG thumbnail for an image in one of the previewed formats, read
 /// with bounded dimensions and memory. Anything that fails gives what was learned so far.
 pub fn preview(bytes: &[u8], mime: &str) -> (Option<u32>, Option<u32>, Option<Vec<u8>>) {
     use image::{ImageFormat, ImageReader};
     use std::io::Cursor;
-    let format = match mime {
-        "image/png" => ImageFormat::Png,
-        "image/jpeg" => ImageFormat::Jpeg,
-        "image/gif" => ImageFormat::Gif,
-        "image/webp" => ImageFormat::WebP,
-        _ => return (None, None, None),
+    let Some(format) = previewed_format(mime) else {
+        return (None, None, None);
     };
     let Ok((w, h)) = ImageReader::with_format(Cursor::new(bytes), format).into_dimensions() else {
         return (None, None, None);
@@ -188,11 +196,7 @@ impl Domain {
             height: None,
             thumbnail: None,
         };
-        let previewable = matches!(
-            meta.mime.as_str(),
-            "image/png" | "image/jpeg" | "image/gif" | "image/webp"
-        );
-        if !previewable || size > MAX_PREVIEW_SOURCE {
+        if previewed_format(&meta.mime).is_none() || size > MAX_PREVIEW_SOURCE {
             return Ok(meta);
         }
         let _permit = self
