@@ -99,10 +99,6 @@ pub fn parse_stamp(b: &[u8]) -> Option<(u64, u32)> {
 /// `NATTER_BENCH_DEBUG=1` prints frames the driver does not count.
 static DEBUG: LazyLock<bool> = LazyLock::new(|| std::env::var_os("NATTER_BENCH_DEBUG").is_some());
 
-/// Distinguishes this run's client ids from earlier runs by the same accounts (the
-/// server deduplicates on sender and client id).
-static RUN_ID: LazyLock<u64> = LazyLock::new(|| now_ns() / 1000 % 1_000_000_000_000);
-
 static NATTER_TEXT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"text\":\"t="));
 static IRC_TEXT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b" :t="));
 static SEQ: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"seq\":"));
@@ -489,8 +485,12 @@ impl Client {
                 s.clear();
                 s.extend_from_slice(b"{\"type\":\"send\",\"conversation_id\":");
                 push_u64(s, target);
-                s.extend_from_slice(b",\"client_id\":\"c");
-                push_u64(s, *RUN_ID);
+                // Time first, like the UUIDv7 ids Natter's own clients send: the server's
+                // idempotency index is keyed by it, so a realistic key matters. The send
+                // time also keeps ids apart from earlier runs by the same accounts. (Until
+                // 2286 every such time has 19 digits: text order is time order.)
+                s.extend_from_slice(b",\"client_id\":\"");
+                push_u64(s, ts);
                 s.push(b'-');
                 push_u64(s, u64::from(sender));
                 s.push(b'-');

@@ -31,6 +31,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0003_accounts.sql")),
     M::up(include_str!("migrations/0004_groups.sql")),
     M::up(include_str!("migrations/0005_files.sql")),
+    M::up(include_str!("migrations/0006_message_keys.sql")),
 ];
 /// Most jobs one transaction takes: bounds the latency a batch adds to its first job.
 const MAX_BATCH: usize = 512;
@@ -54,11 +55,28 @@ type Job = Box<
 /// writer clears the whole cache when a job or a transaction is rolled back (the cache
 /// may hold what the rollback undid). Only the writer thread touches it, and it is the
 /// only writer of the database, so no other connection can change what it caches.
+///
+/// It also keeps each conversation's `last_seq`: the writer hands out sequence numbers
+/// from here and writes `last_seq` and `last_activity` back once per conversation per
+/// transaction ([`WriterCache::write_back`], just before the commit) instead of updating
+/// the row for every message. A job that reads those columns itself must call
+/// [`WriterCache::write_back_one`] first. A job's changes to them are undone with its
+/// savepoint ([`WriterCache::undo_job`]); a failed transaction forgets them all.
 #[derive(Default)]
 pub(crate) struct WriterCache {
     members: HashMap<ConversationId, Arc<[UserId]>>,
     names: HashMap<UserId, String>,
+    /// `last_seq` as this transaction has it.
+    seqs: HashMap<ConversationId, Seq>,
+    /// `(last_seq, last_activity)` not yet written to `conversations`.
+    dirty: HashMap<ConversationId, (Seq, i64)>,
+    /// What `seqs` and `dirty` held before the current job changed them, oldest first.
+    undo: Vec<Undo>,
 }
+
+/// A conversation's entries in [`WriterCache::seqs`] and [`WriterCache::dirty`] before a
+/// job changed them.
+type Undo = (ConversationId, Option<Seq>, Option<(Seq, i64)>);
 
 impl WriterCache {
     /// The members of `conversation`, as committed so far in this transaction.
@@ -97,10 +115,126 @@ impl WriterCache {
         self.members.remove(&conversation);
     }
 
+    /// Forgets members and names (sequence numbers are kept: they are not about accounts).
     pub(crate) fn clear(&mut self) {
         self.members.clear();
         self.names.clear();
     }
+
+    /// The next sequence number of `conversation`, which becomes its `last_seq` (and
+    /// `now` its `last_activity`) when this transaction commits.
+    pub(crate) fn next_seq(
+        &mut self,
+        conn: &Connection,
+        conversation: ConversationId,
+        now: i64,
+    ) -> rusqlite::Result<Seq> {
+        let last = self.last_seq(conn, conversation)?;
+        self.undo.push((
+            conversation,
+            Some(last),
+            self.dirty.get(&conversation).copied(),
+        ));
+        self.seqs.insert(conversation, last + 1);
+        self.dirty.insert(conversation, (last + 1, now));
+        Ok(last + 1)
+    }
+
+    /// `last_seq` of `conversation` as this transaction has it.
+    pub(crate) fn last_seq(
+        &mut self,
+        conn: &Connection,
+        conversation: ConversationId,
+    ) -> rusqlite::Result<Seq> {
+        if let Some(&seq) = self.seqs.get(&conversation) {
+            return Ok(seq);
+        }
+        let seq: Seq = conn
+            .prepare_cached("SELECT last_seq FROM conversations WHERE id = ?1")?
+            .query_row([conversation], |r| r.get(0))?;
+        if self.seqs.len() >= MAX_CACHED {
+            // Only what is still to be written back has to stay.
+            let dirty = &self.dirty;
+            self.seqs.retain(|c, _| dirty.contains_key(c));
+        }
+        self.seqs.insert(conversation, seq);
+        Ok(seq)
+    }
+
+    /// Writes `conversation`'s pending `last_seq` and `last_activity` now, for a job that
+    /// reads them from the table.
+    pub(crate) fn write_back_one(
+        &mut self,
+        conn: &Connection,
+        conversation: ConversationId,
+    ) -> rusqlite::Result<()> {
+        if let Some(pending) = self.dirty.remove(&conversation) {
+            self.undo.push((
+                conversation,
+                self.seqs.get(&conversation).copied(),
+                Some(pending),
+            ));
+            write_back(conn, conversation, pending)?;
+        }
+        Ok(())
+    }
+
+    /// Call in the same job as deleting `conversation` (its id may be used again).
+    pub(crate) fn forget_conversation(&mut self, conversation: ConversationId) {
+        self.members.remove(&conversation);
+        self.undo.push((
+            conversation,
+            self.seqs.remove(&conversation),
+            self.dirty.remove(&conversation),
+        ));
+    }
+
+    /// Before each job: what it changes can be undone from here.
+    fn start_job(&mut self) {
+        self.undo.clear();
+    }
+
+    /// After a job was rolled back to its savepoint.
+    fn undo_job(&mut self) {
+        while let Some((conversation, seq, pending)) = self.undo.pop() {
+            match seq {
+                Some(seq) => self.seqs.insert(conversation, seq),
+                None => self.seqs.remove(&conversation),
+            };
+            match pending {
+                Some(pending) => self.dirty.insert(conversation, pending),
+                None => self.dirty.remove(&conversation),
+            };
+        }
+        // The cache may hold what the rollback undid.
+        self.clear();
+    }
+
+    /// Just before the commit: every pending `last_seq` and `last_activity`.
+    fn write_back(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        self.undo.clear();
+        for (conversation, pending) in self.dirty.drain() {
+            write_back(conn, conversation, pending)?;
+        }
+        Ok(())
+    }
+
+    /// After a failed transaction: nothing it did may be remembered.
+    fn forget_all(&mut self) {
+        *self = WriterCache::default();
+    }
+}
+
+fn write_back(
+    conn: &Connection,
+    conversation: ConversationId,
+    (last_seq, at): (Seq, i64),
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE conversations SET last_seq = ?2, last_activity = MAX(last_activity, ?3) WHERE id = ?1",
+    )?
+    .execute(params![conversation, last_seq, at])?;
+    Ok(())
 }
 
 /// Handle to the SQLite database. Cheap to clone.
@@ -137,6 +271,23 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
     Ok(())
 }
 
+/// Applies the migrations with foreign keys off, as SQLite asks for a migration that
+/// rebuilds a table (dropping the old table would otherwise delete what refers to it),
+/// then checks that every reference still holds and turns them back on.
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    Migrations::from_slice(MIGRATIONS).to_latest(conn)?;
+    let broken: i64 = conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get(0)
+    })?;
+    anyhow::ensure!(
+        broken == 0,
+        "the database has {broken} broken references after migrating"
+    );
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating when missing) the database at `path`, applies migrations, and
     /// starts the writer. The messages of each transaction are sent to `committed` as one
@@ -156,7 +307,7 @@ impl SqliteStore {
         // the leaves that messages are appended to.
         conn.pragma_update(None, "wal_autocheckpoint", 8000)?;
         conn.pragma_update(None, "cache_size", -16 * 1024)?;
-        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+        migrate(&mut conn)?;
 
         let pool = deadpool_sqlite::Config::new(path)
             .builder(Runtime::Tokio1)?
@@ -258,18 +409,19 @@ fn writer_loop(
                 // Prepared once per connection: parsing these again for every job was
                 // ~11% of the writer's time under load.
                 tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+                cache.start_job();
                 let (ok, done) = job(&tx, &mut events, &mut cache);
                 if ok {
                     tx.prepare_cached("RELEASE job")?.execute([])?;
                 } else {
                     events.truncate(mark);
-                    // The cache may hold what the rollback undoes.
-                    cache.clear();
+                    cache.undo_job();
                     tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
                     tx.prepare_cached("RELEASE job")?.execute([])?;
                 }
                 completions.push(done);
             }
+            cache.write_back(&tx)?;
             tx.commit()
         })();
         jobs.clear();
@@ -288,7 +440,7 @@ fn writer_loop(
                 }
             }
             Err(e) => {
-                cache.clear();
+                cache.forget_all();
                 let err = StoreError::from(e);
                 tracing::error!(error = %err, "write transaction failed; nothing in it was stored");
                 // Jobs that never ran (the batch failed early) are dropped: their callers
@@ -689,12 +841,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotMember);
             }
             let now = now_micros();
-            let seq: i64 = conn
-                .prepare_cached(
-                    "UPDATE conversations SET last_seq = last_seq + 1, last_activity = ?2
-                     WHERE id = ?1 RETURNING last_seq",
-                )?
-                .query_row([conversation, now], |r| r.get(0))?;
+            let seq = cache.next_seq(conn, conversation, now)?;
             let id: i64 = conn
                 .prepare_cached(
                     "INSERT INTO messages (conversation_id, seq, sender_id, client_id, text, sent_at)
@@ -963,13 +1110,13 @@ impl SqliteStore {
         delivered: Option<Seq>,
         read: Option<Seq>,
     ) -> StoreResult<MarkerUpdate> {
-        self.write(move |conn, _| {
+        self.write_cached(move |conn, _, cache| {
             if !is_member(conn, conversation, user)? {
                 return Err(StoreError::NotMember);
             }
-            let last_seq: i64 = conn
-                .prepare_cached("SELECT last_seq FROM conversations WHERE id = ?1")?
-                .query_row([conversation], |r| r.get(0))?;
+            // `states_of` below reads the row.
+            cache.write_back_one(conn, conversation)?;
+            let last_seq = cache.last_seq(conn, conversation)?;
             let (old_d, old_r): (i64, i64) = conn
                 .prepare_cached(
                     "SELECT delivered_seq, read_seq FROM markers WHERE conversation_id = ?1 AND user_id = ?2",
@@ -1521,5 +1668,152 @@ mod tests {
         assert_eq!(pairs, vec![(a, b), (a, c), (a, d), (c, a), (c, b), (c, d)]);
         // Everyone who shares any conversation is still a contact (for GET /presence).
         assert_eq!(f.store.contacts(&[c]).await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn sequence_numbers_stay_dense_when_jobs_in_a_batch_fail() {
+        let f = fixture();
+        let ids = users(&f.store, &["alice", "bob"]).await;
+        let (a, b) = (ids[0], ids[1]);
+        let dm = f.store.open_direct(a, b).await.unwrap();
+        // Queued together, so they share transactions; every third names an upload that
+        // does not exist and is rolled back after it took a sequence number.
+        let sends = (0..30).map(|i| {
+            let store = f.store.clone();
+            let files = if i % 3 == 0 {
+                vec!["nope".to_string()]
+            } else {
+                Vec::new()
+            };
+            async move {
+                store
+                    .insert_message(a, dm, &format!("c{i}"), "x", &files)
+                    .await
+            }
+        });
+        let results = futures_util::future::join_all(sends).await;
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::UnknownAttachment(_))))
+            .count();
+        assert_eq!(refused, 10);
+        let mut seqs: Vec<Seq> = results.iter().flatten().map(|s| s.message.seq).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "no gaps, no repeats");
+        assert_eq!(
+            f.store
+                .history(dm, None, None, 50)
+                .await
+                .unwrap()
+                .messages
+                .len(),
+            20
+        );
+        assert_eq!(f.store.conversations(b).await.unwrap()[0].last_seq, 20);
+        // A marker moved right after a send (likely in the same transaction) sees it.
+        let (sent, marked) = tokio::join!(
+            f.store.insert_message(a, dm, "late", "y", &[]),
+            f.store.advance_markers(b, dm, None, Some(99)),
+        );
+        assert_eq!(sent.unwrap().message.seq, 21);
+        let state = marked.unwrap().read_moved.expect("the read marker moved");
+        assert_eq!((state.last_seq, state.read_seq, state.unread), (21, 21, 0));
+        // Written back before the commit: a fresh start reads it from the table.
+        let Fixture {
+            store,
+            _writer,
+            dir,
+            ..
+        } = f;
+        drop(store);
+        _writer.join();
+        let f = open_in(dir);
+        assert_eq!(f.store.conversations(a).await.unwrap()[0].last_seq, 21);
+        let next = f
+            .store
+            .insert_message(b, dm, "after", "z", &[])
+            .await
+            .unwrap();
+        assert_eq!(next.message.seq, 22);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_groups_sequence_is_not_carried_to_the_next_conversation() {
+        let f = fixture();
+        let ids = users(&f.store, &["alice", "bob"]).await;
+        use crate::store::groups::{GroupChange, GroupStore};
+        let g = f.store.create_group(ids[0], "ops", &[]).await.unwrap();
+        f.store
+            .insert_message(ids[0], g, "c1", "x", &[])
+            .await
+            .unwrap();
+        f.store
+            .change_group(g, ids[0], GroupChange::Delete)
+            .await
+            .unwrap();
+        // The deleted group's id is free again (no AUTOINCREMENT on conversations).
+        let dm = f.store.open_direct(ids[0], ids[1]).await.unwrap();
+        assert_eq!(dm, g, "SQLite hands out the highest id + 1 again");
+        let first = f
+            .store
+            .insert_message(ids[0], dm, "c2", "y", &[])
+            .await
+            .unwrap();
+        assert_eq!(first.message.seq, 1);
+    }
+
+    #[tokio::test]
+    async fn migrating_to_time_ordered_keys_keeps_messages_files_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut conn = Connection::open(dir.path().join("t.db")).unwrap();
+            Migrations::from_slice(&MIGRATIONS[..5])
+                .to_latest(&mut conn)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO users (id, username, password_hash, created_at)
+                     VALUES (1, 'alice', 'x', 0), (2, 'bob', 'x', 0);
+                 INSERT INTO conversations (id, kind, direct_key, last_seq, last_activity, created_at)
+                     VALUES (1, 'direct', '1:2', 3, 0, 0);
+                 INSERT INTO members (conversation_id, user_id, role, joined_at)
+                     VALUES (1, 1, 'member', 0), (1, 2, 'member', 0);
+                 INSERT INTO messages (conversation_id, seq, sender_id, client_id, text, sent_at)
+                     VALUES (1, 1, 1, 'a', 'one', 0), (1, 2, 2, 'b', 'two', 0), (1, 3, 1, 'c', 'three', 0);
+                 INSERT INTO blobs (hash, size, mime, created_at) VALUES ('h', 1, 'text/plain', 0);
+                 INSERT INTO attachments (id, uploader_id, hash, name, created_at)
+                     VALUES ('f1', 1, 'h', 'f.txt', 0);
+                 INSERT INTO message_attachments (message_id, attachment_id, position)
+                     VALUES (1, 'f1', 0);
+                 DELETE FROM messages WHERE id = 3;",
+            )
+            .unwrap();
+        }
+        use crate::store::files::FileStore;
+        let f = open_in(dir);
+        let page = f.store.history(1, None, None, 10).await.unwrap();
+        let texts: Vec<&str> = page.messages.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["one", "two"]);
+        assert!(
+            f.store
+                .insert_message(1, 1, "a", "one", &[])
+                .await
+                .unwrap()
+                .duplicate
+        );
+        let next = f.store.insert_message(2, 1, "a", "new", &[]).await.unwrap();
+        assert!(!next.duplicate, "the key is the pair (client id, sender)");
+        assert_eq!(
+            (next.message.id, next.message.seq),
+            (4, 4),
+            "ids are never reused, even the deleted message's"
+        );
+        assert!(
+            f.store
+                .readable_attachment(2, "f1")
+                .await
+                .unwrap()
+                .is_some(),
+            "the file's link to its message survived the rebuild"
+        );
     }
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use natter_protocol::{ConversationId, Message, Role, TimelineEvent, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SqliteStore, from_micros, member_ids, now_micros};
+use super::{SqliteStore, WriterCache, from_micros, member_ids, now_micros};
 use crate::store::groups::{ChangeOutcome, GroupChange, GroupStore};
 use crate::store::{Committed, StoreError, StoreResult};
 
@@ -44,17 +44,13 @@ fn set_role(
 fn record(
     conn: &Connection,
     events: &mut Vec<Committed>,
+    cache: &mut WriterCache,
     conversation: ConversationId,
     actor: UserId,
     event: TimelineEvent,
 ) -> StoreResult<Message> {
     let now = now_micros();
-    let seq: i64 = conn
-        .prepare_cached(
-            "UPDATE conversations SET last_seq = last_seq + 1, last_activity = ?2
-             WHERE id = ?1 RETURNING last_seq",
-        )?
-        .query_row([conversation, now], |r| r.get(0))?;
+    let seq = cache.next_seq(conn, conversation, now)?;
     // Unique per (sender, client id) like any message; never chosen by a client.
     let client_id = format!("event-{conversation}-{seq}");
     let text = event.describe();
@@ -119,7 +115,7 @@ impl GroupStore for SqliteStore {
                     // One event per added member, so each shows in the timeline.
                     for u in out.added.clone() {
                         let user = name_of(conn, u)?;
-                        record(conn, events, conversation, actor, TimelineEvent::MemberAdded { by: by.clone(), user })?;
+                        record(conn, events, cache, conversation, actor, TimelineEvent::MemberAdded { by: by.clone(), user })?;
                     }
                     None
                 }
@@ -198,11 +194,12 @@ impl GroupStore for SqliteStore {
                         conn.execute(&format!("DELETE FROM {table} WHERE conversation_id = ?1"), [conversation])?;
                     }
                     conn.prepare_cached("DELETE FROM conversations WHERE id = ?1")?.execute([conversation])?;
+                    cache.forget_conversation(conversation);
                     None
                 }
             };
             if let Some(event) = event {
-                out.event = Some(record(conn, events, conversation, actor, event)?);
+                out.event = Some(record(conn, events, cache, conversation, actor, event)?);
             }
             Ok(out)
         })
