@@ -566,10 +566,7 @@ impl Domain {
             Err(StoreError::NotMember) => return Err(DomainError::NotMember(conversation)),
             other => other?,
         };
-        for (author, receipt) in update.receipts {
-            self.bus
-                .publish(&[author], outbound(&ServerFrame::Receipt { receipt }));
-        }
+        // The receipts go out through the commit stream, in commit order.
         if let Some(state) = update.read_moved {
             let state = self.with_online(p, vec![state]).await?.remove(0);
             self.bus

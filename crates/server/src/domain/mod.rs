@@ -195,13 +195,25 @@ pub async fn fan_out(
     while let Some(batch) = committed.recv().await {
         let mut deliveries = Vec::with_capacity(batch.len());
         for c in batch {
-            if let Some(sender) = c.sender {
-                live.message_sent(c.message.conversation_id, sender);
+            match c {
+                Committed::Message(c) => {
+                    if let Some(sender) = c.sender {
+                        live.message_sent(c.message.conversation_id, sender);
+                    }
+                    deliveries.push(Delivery {
+                        frame: outbound(&ServerFrame::Message { message: c.message }),
+                        users: c.recipients,
+                    });
+                }
+                Committed::Receipts(receipts) => {
+                    for (author, receipt) in receipts {
+                        deliveries.push(Delivery {
+                            frame: outbound(&ServerFrame::Receipt { receipt }),
+                            users: vec![author],
+                        });
+                    }
+                }
             }
-            deliveries.push(Delivery {
-                frame: outbound(&ServerFrame::Message { message: c.message }),
-                users: c.recipients,
-            });
         }
         bus.publish_all(deliveries);
     }

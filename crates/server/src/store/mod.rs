@@ -71,10 +71,30 @@ pub struct Stored {
     pub duplicate: bool,
 }
 
-/// A message that was just committed, with the members to deliver it to. The store
-/// emits these in commit order, which is id order.
+/// What a transaction committed that connections must hear of. The store emits these
+/// in commit order (messages in id order), and the fan-out delivers them in that order.
 #[derive(Debug, Clone)]
-pub struct Committed {
+// Nearly everything committed is a message: boxing it would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+pub enum Committed {
+    Message(CommittedMessage),
+    /// Receipts for message authors, worked out in the same transaction as the markers
+    /// that moved: in commit order an author sees "delivered to 1 of 2" before "2 of 2".
+    Receipts(Vec<(UserId, Receipt)>),
+}
+
+impl Committed {
+    pub fn message(&self) -> Option<&CommittedMessage> {
+        match self {
+            Committed::Message(m) => Some(m),
+            Committed::Receipts(_) => None,
+        }
+    }
+}
+
+/// A message that was just committed, with the members to deliver it to.
+#[derive(Debug, Clone)]
+pub struct CommittedMessage {
     pub message: Message,
     pub recipients: Vec<UserId>,
     /// The sender's id (whose typing indicator the message ends); `None` when unknown.
@@ -95,7 +115,8 @@ pub struct MarkerUpdate {
     /// The user's state after the update, when their read marker moved (their other
     /// devices are told); `None` when it did not.
     pub read_moved: Option<ConversationState>,
-    /// Receipts for the authors of the messages the markers passed, by author.
+    /// Receipts for the authors of the messages the markers passed, by author (also sent
+    /// to them through [`Committed::Receipts`]).
     pub receipts: Vec<(UserId, Receipt)>,
 }
 

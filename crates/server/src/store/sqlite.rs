@@ -18,7 +18,9 @@ use rusqlite_migration::{M, Migrations};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Committed, MarkerUpdate, Store, StoreError, StoreResult, Stored, UserRecord};
+use super::{
+    Committed, CommittedMessage, MarkerUpdate, Store, StoreError, StoreResult, Stored, UserRecord,
+};
 use crate::config::Durability;
 
 mod accounts;
@@ -870,7 +872,7 @@ impl Store for SqliteStore {
                 event: None,
                 attachments,
             };
-            events.push(Committed { message: message.clone(), recipients: recipients.to_vec(), sender: Some(sender) });
+            events.push(Committed::Message(CommittedMessage { message: message.clone(), recipients: recipients.to_vec(), sender: Some(sender) }));
             Ok(Stored { message, duplicate: false })
         })
         .await
@@ -1110,7 +1112,7 @@ impl SqliteStore {
         delivered: Option<Seq>,
         read: Option<Seq>,
     ) -> StoreResult<MarkerUpdate> {
-        self.write_cached(move |conn, _, cache| {
+        self.write_cached(move |conn, events, cache| {
             if !is_member(conn, conversation, user)? {
                 return Err(StoreError::NotMember);
             }
@@ -1199,6 +1201,9 @@ impl SqliteStore {
             }
             if new_r > old_r {
                 update.read_moved = states_of(conn, user, Some(conversation))?.pop();
+            }
+            if !update.receipts.is_empty() {
+                events.push(Committed::Receipts(update.receipts.clone()));
             }
             Ok(update)
         })
@@ -1422,7 +1427,7 @@ mod tests {
         let e1 = f.committed.recv().await.unwrap();
         let e2 = f.committed.recv().await.unwrap();
         assert_eq!((e1.len(), e2.len()), (1, 1));
-        let (e1, e2) = (&e1[0], &e2[0]);
+        let (e1, e2) = (e1[0].message().unwrap(), e2[0].message().unwrap());
         assert_eq!((e1.message.seq, e2.message.seq), (1, 2));
         let mut r = e1.recipients.clone();
         r.sort();
@@ -1549,7 +1554,8 @@ mod tests {
         // The batch may come a moment after the ack; skip membership events before it.
         loop {
             let batch = f.committed.recv().await.expect("the writer is running");
-            if let Some(c) = batch.iter().find(|c| c.message.id == stored.message.id) {
+            let mut messages = batch.iter().filter_map(Committed::message);
+            if let Some(c) = messages.find(|c| c.message.id == stored.message.id) {
                 let mut to = c.recipients.clone();
                 to.sort();
                 return Ok(to);

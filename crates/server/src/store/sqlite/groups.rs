@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, WriterCache, from_micros, member_ids, now_micros};
 use crate::store::groups::{ChangeOutcome, GroupChange, GroupStore};
-use crate::store::{Committed, StoreError, StoreResult};
+use crate::store::{Committed, CommittedMessage, StoreError, StoreResult};
 
 fn name_of(conn: &Connection, user: UserId) -> StoreResult<String> {
     Ok(conn
@@ -72,11 +72,11 @@ fn record(
         event: Some(event),
         attachments: Vec::new(),
     };
-    events.push(Committed {
+    events.push(Committed::Message(CommittedMessage {
         message: message.clone(),
         recipients: member_ids(conn, conversation)?,
         sender: None,
-    });
+    }));
     Ok(message)
 }
 
