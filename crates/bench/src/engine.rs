@@ -553,7 +553,12 @@ async fn conn_task(
         last_seq: 0,
         last_id: 0,
     };
-    let mut sched = Schedule::new(now_ns(), sh.per_sender_rate.get());
+    // This sender's place among all of them, so that they do not send in lock step.
+    let (slot, slots) = (
+        u64::from(role.sender.unwrap_or_default()),
+        sh.permits.len() as u64,
+    );
+    let mut sched = Schedule::staggered(now_ns(), sh.per_sender_rate.get(), slot, slots);
     let mut seen_gen = u64::MAX;
     let mut pending: u64 = 0;
     let mut n: u64 = 0;
@@ -569,7 +574,7 @@ async fn conn_task(
         let sending = running && alive && role.sender.is_some() && !replaying;
         if sending && shape.mode == Mode::Rate && seen_gen != sh.rate_gen.get() {
             seen_gen = sh.rate_gen.get();
-            sched = Schedule::new(now_ns(), sh.per_sender_rate.get());
+            sched = Schedule::staggered(now_ns(), sh.per_sender_rate.get(), slot, slots);
             pending = 0;
         }
         let reading = alive && !(role.slow && running);
@@ -608,7 +613,7 @@ async fn conn_task(
                     }
                     // Senders restart their schedule from now: nothing is sent while
                     // disconnected (those messages were never sent, so never lost).
-                    sched = Schedule::new(now_ns(), sh.per_sender_rate.get());
+                    sched = Schedule::staggered(now_ns(), sh.per_sender_rate.get(), slot, slots);
                     pending = 0;
                     if let Some(cl) = c.as_mut() {
                         // Frames that arrived with the upgrade response.

@@ -27,6 +27,19 @@ impl Schedule {
         }
     }
 
+    /// [`Schedule::new`] for sender `slot` of `slots`, its first message offset by
+    /// `slot / slots` of an interval. Senders that all started at once would otherwise
+    /// send in lock step: a burst from every sender at each tick, which measures how fast
+    /// the server drains a burst instead of its latency at the offered rate.
+    pub fn staggered(start: u64, rate: f64, slot: u64, slots: u64) -> Schedule {
+        let mut s = Schedule::new(start, rate);
+        if s.interval != u64::MAX && slots > 1 {
+            let offset = u128::from(s.interval) * u128::from(slot % slots) / u128::from(slots);
+            s.start = s.start.saturating_add(offset as u64);
+        }
+        s
+    }
+
     /// Intended time of the next message to send.
     pub fn next_time(&self) -> u64 {
         self.start
@@ -68,6 +81,19 @@ mod tests {
         assert_eq!(stamps[0], 11_000_000);
         assert_eq!(stamps[5], 16_000_000);
         assert_eq!(s.due(16_200_000), 0);
+    }
+
+    #[test]
+    fn staggered_senders_spread_over_one_interval() {
+        // 4 senders at 10 msg/s: first messages at 0, 25, 50 and 75 ms.
+        let firsts: Vec<u64> = (0..4)
+            .map(|k| Schedule::staggered(0, 10.0, k, 4).next_time())
+            .collect();
+        assert_eq!(firsts, [0, 25_000_000, 50_000_000, 75_000_000]);
+        let mut s = Schedule::staggered(0, 10.0, 3, 4);
+        s.take();
+        assert_eq!(s.next_time(), 175_000_000, "then one interval apart");
+        assert_eq!(Schedule::staggered(0, 0.0, 3, 4).due(u64::MAX / 2), 0);
     }
 
     #[test]
