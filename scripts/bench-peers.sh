@@ -298,7 +298,9 @@ SECTION=$WORK/section.md
     echo "where its \`driver CPU %\` is near 100 the *driver* was the limit, not the server (column \`bound\`)."
     echo
     echo "Latency is measured from the *intended* send time carried in the message text (\`t=<unix ns>\`),"
-    echo "so a stalled sender still counts (no coordinated omission). Closed-loop runs keep at most 8 messages"
+    echo "so a stalled sender still counts (no coordinated omission). Fixed-rate senders are staggered evenly"
+    echo "over one interval (they do not all send at the same instant); the driver's timers tick every 1 ms,"
+    echo "which puts a floor of about 1 ms under every system's p50. Closed-loop runs keep at most 8 messages"
     echo "per sender in flight, counted until the room's first non-sending member (its witness) receives them."
     echo "Deliveries count messages received by members other than the sender (Natter also sends each"
     echo "sender an ack and its own copy, which are not counted)."
