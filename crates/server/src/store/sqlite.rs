@@ -1140,8 +1140,6 @@ impl SqliteStore {
             if !is_member(conn, conversation, user)? {
                 return Err(StoreError::NotMember);
             }
-            // `states_of` below reads the row.
-            cache.write_back_one(conn, conversation)?;
             let last_seq = cache.last_seq(conn, conversation)?;
             let (old_d, old_r): (i64, i64) = conn
                 .prepare_cached(
@@ -1224,6 +1222,9 @@ impl SqliteStore {
                 }
             }
             if new_r > old_r {
+                // `states_of` reads `last_seq` from the row: write this transaction's now
+                // (only here, so that a delivered-only update writes nothing extra).
+                cache.write_back_one(conn, conversation)?;
                 update.read_moved = states_of(conn, user, Some(conversation))?.pop();
             }
             if !update.receipts.is_empty() {
@@ -1368,6 +1369,19 @@ mod tests {
         committed: mpsc::Receiver<Vec<Committed>>,
         _writer: WriterThread,
         dir: tempfile::TempDir,
+    }
+
+    /// Closes the store (its writer finishes the last transaction) and opens it again.
+    fn reopen(f: Fixture) -> Fixture {
+        let Fixture {
+            store,
+            _writer,
+            dir,
+            ..
+        } = f;
+        drop(store);
+        _writer.join();
+        open_in(dir)
     }
 
     fn open_in(dir: tempfile::TempDir) -> Fixture {
@@ -1660,15 +1674,7 @@ mod tests {
             .insert_message(ids[0], dm, "c", "kept", &[])
             .await
             .unwrap();
-        let Fixture {
-            store,
-            _writer,
-            dir,
-            ..
-        } = f;
-        drop(store);
-        _writer.join();
-        let f = open_in(dir);
+        let f = reopen(f);
         let page = f.store.history(dm, None, None, 10).await.unwrap();
         assert_eq!(page.messages[0].text, "kept");
         assert_eq!(
@@ -1749,15 +1755,7 @@ mod tests {
         let state = marked.unwrap().read_moved.expect("the read marker moved");
         assert_eq!((state.last_seq, state.read_seq, state.unread), (21, 21, 0));
         // Written back before the commit: a fresh start reads it from the table.
-        let Fixture {
-            store,
-            _writer,
-            dir,
-            ..
-        } = f;
-        drop(store);
-        _writer.join();
-        let f = open_in(dir);
+        let f = reopen(f);
         assert_eq!(f.store.conversations(a).await.unwrap()[0].last_seq, 21);
         let next = f
             .store
