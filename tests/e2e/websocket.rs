@@ -172,6 +172,39 @@ async fn websocket_without_a_valid_token_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_is_not_a_websocket_upgrade_gets_a_json_error() {
+    let server = Server::start();
+    let url = server.url();
+    let alice = Api::register(&url, "alice", PASSWORD).await;
+    let http = reqwest::Client::new();
+    let get = |version: Option<&'static str>| {
+        let mut req = http
+            .get(format!("{url}/api/v1/ws"))
+            .bearer_auth(&alice.token);
+        if let Some(v) = version {
+            req = req
+                .header("connection", "Upgrade")
+                .header("upgrade", "websocket")
+                .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+                .header("sec-websocket-version", v);
+        }
+        req.send()
+    };
+    let plain = get(None).await.expect("GET");
+    assert_eq!(plain.status(), 400);
+    let body: Value = plain.json().await.expect("JSON error body");
+    assert_eq!(body["code"], "bad_request", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("WebSocket"),
+        "{body}"
+    );
+
+    let old = get(Some("8")).await.expect("GET");
+    assert_eq!(old.status(), 426);
+    assert_eq!(old.headers()["sec-websocket-version"], "13");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_replays_exactly_the_missed_messages_then_live_ones() {
     // 700 messages as fast as one sender can: more than the default per-user send rate,
     // which is not what this test is about.

@@ -12,18 +12,52 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use natter_protocol::{MessageId, UserId};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// One frame ready to write.
+/// One frame ready to write: the bytes of a whole WebSocket text frame, made once and
+/// shared by every recipient.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    pub text: Utf8Bytes,
+    pub frame: Bytes,
     /// For `message` frames, the message id, so a connection that is replaying can drop
     /// live copies of what it already sent. 0 for other frames.
     pub message_id: MessageId,
+}
+
+impl Outbound {
+    /// Frames `payload` (see [`push_text_frame`]).
+    pub fn text(payload: &str, message_id: MessageId) -> Outbound {
+        let mut out = Vec::with_capacity(payload.len() + MAX_HEADER);
+        push_text_frame(&mut out, payload.as_bytes());
+        Outbound {
+            frame: Bytes::from(out),
+            message_id,
+        }
+    }
+}
+
+/// The longest header of a frame a server sends.
+const MAX_HEADER: usize = 10;
+
+/// Appends `payload` to `out` as a WebSocket text frame as a server sends it (final,
+/// unmasked): the header, with the length in its shortest form, then the payload.
+pub fn push_text_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    let len = payload.len();
+    out.reserve(len + MAX_HEADER);
+    out.push(0x81);
+    if len < 126 {
+        out.push(len as u8);
+    } else if let Ok(short) = u16::try_from(len) {
+        out.push(126);
+        out.extend_from_slice(&short.to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(payload);
 }
 
 /// One frame for every connection of some users.
@@ -126,7 +160,7 @@ impl Queue {
                 let Some(f) = st.frames.pop_front() else {
                     break;
                 };
-                bytes += f.text.len();
+                bytes += f.frame.len();
                 out.push(f);
             }
             if st.frames.is_empty() {
@@ -363,10 +397,18 @@ mod tests {
     use super::*;
 
     fn frame(n: i64) -> Outbound {
-        Outbound {
-            text: Utf8Bytes::from(format!("{n}")),
-            message_id: n,
-        }
+        Outbound::text(&format!("{n}"), n)
+    }
+
+    #[test]
+    fn text_frames_carry_the_length_in_the_shortest_form() {
+        assert_eq!(&Outbound::text("hi", 0).frame[..], b"\x81\x02hi");
+        let f = Outbound::text(&"a".repeat(126), 0).frame;
+        assert_eq!(&f[..4], b"\x81\x7e\x00\x7e");
+        assert_eq!(f.len(), 4 + 126);
+        let f = Outbound::text(&"a".repeat(70_000), 0).frame;
+        assert_eq!(&f[..10], b"\x81\x7f\x00\x00\x00\x00\x00\x01\x11\x70");
+        assert_eq!(f.len(), 10 + 70_000);
     }
 
     fn taken(reg: &Registration) -> Vec<i64> {

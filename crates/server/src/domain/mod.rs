@@ -11,7 +11,6 @@ mod live;
 
 use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
 use natter_protocol::validate::{self, ValidationError};
 use natter_protocol::{
     AuthResponse, ConversationId, ConversationInfo, ConversationKind, ErrorCode, GroupInfo,
@@ -175,10 +174,7 @@ pub fn outbound(frame: &ServerFrame) -> Outbound {
         ServerFrame::Message { message } => message.id,
         _ => 0,
     };
-    Outbound {
-        text: Utf8Bytes::from(frame.encode()),
-        message_id,
-    }
+    Outbound::text(&frame.encode(), message_id)
 }
 
 /// Delivers committed messages to their recipients, in commit order, ending the sender's

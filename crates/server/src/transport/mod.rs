@@ -8,6 +8,7 @@ mod groups;
 mod live;
 mod rest;
 mod ws;
+mod wsconn;
 
 use std::sync::Arc;
 

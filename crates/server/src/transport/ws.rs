@@ -12,16 +12,20 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::join_all;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use natter_protocol::{ClientFrame, ErrorBody, ErrorCode, ServerFrame, limits};
 use serde::Deserialize;
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::wsconn::{Conn, Handshake};
 use super::{ApiQuery, AppState, Auth};
 use crate::domain::{DomainError, Principal};
 use crate::hub::Outbound;
@@ -48,9 +52,8 @@ const MAX_COALESCE_BYTES: usize = 64 * 1024;
 const READ_BUFFER: usize = 512;
 /// Frames are written to the socket once this many bytes are buffered (and at a flush).
 const WRITE_BUFFER: usize = 16 * 1024;
-/// The write buffer never holds more (it only grows past [`WRITE_BUFFER`] while the
-/// socket does not take what is written).
-const MAX_WRITE_BUFFER: usize = 128 * 1024;
+
+type Socket = WebSocketStream<Conn>;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(upgrade))
@@ -68,12 +71,13 @@ struct WsQuery {
 #[utoipa::path(get, path = "/ws", tag = "realtime", security(("bearer" = [])),
     params(WsQuery),
     responses((status = 101, description = "switching to the WebSocket protocol"),
-        (status = 401, body = ErrorBody), (status = 400, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 400, body = ErrorBody),
+        (status = 426, description = "WebSocket version other than 13", body = ErrorBody)))]
 async fn upgrade(
     State(s): State<AppState>,
     auth: Auth,
     ApiQuery(q): ApiQuery<WsQuery>,
-    ws: WebSocketUpgrade,
+    ws: Handshake,
 ) -> Response {
     let max = s.config.max_connections_per_user;
     if s.hub.connections_of(auth.principal.id) >= max {
@@ -85,27 +89,43 @@ async fn upgrade(
     }
     let limit = s.config.max_frame_bytes;
     let tracker = s.sessions.clone();
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
         // tungstenite's 128 KiB default read buffer per connection is far more than chat
         // needs; many idle connections should cost little. The read buffer is allocated
-        // whole up front (and bounds one read); the write buffer grows only as frames
-        // are queued, and past `write_buffer_size` they go to the socket.
+        // whole up front (and bounds one read).
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(MAX_WRITE_BUFFER.max(limit + WRITE_BUFFER))
-        .on_upgrade(move |socket| tracker.track_future(session(s, auth.principal, q.after, socket)))
+        // tungstenite hands each frame of its own to `Conn` at once, which buffers the
+        // outgoing bytes (see `wsconn`).
+        .write_buffer_size(0)
+        .max_write_buffer_size(limit + WRITE_BUFFER);
+    ws.on_upgrade(config, move |socket| {
+        tracker.track_future(session(s, auth.principal, q.after, socket))
+    })
 }
 
 fn close(code: u16, reason: &'static str) -> WsMessage {
     WsMessage::Close(Some(CloseFrame {
-        code,
+        code: CloseCode::from(code),
         reason: Utf8Bytes::from_static(reason),
     }))
 }
 
-fn text(frame: &ServerFrame) -> WsMessage {
-    WsMessage::Text(Utf8Bytes::from(frame.encode()))
+/// Buffers `frame`; it goes out with the next flush (or once [`WRITE_BUFFER`] bytes
+/// wait).
+async fn feed(sink: &mut Socket, frame: &ServerFrame) -> Result<(), WsError> {
+    let conn = sink.get_mut();
+    conn.push_text(&frame.encode());
+    if conn.pending() >= WRITE_BUFFER {
+        conn.drain().await?;
+    }
+    Ok(())
+}
+
+async fn send(sink: &mut Socket, frame: &ServerFrame) -> Result<(), WsError> {
+    feed(sink, frame).await?;
+    sink.flush().await
 }
 
 /// Sends `hello`, then (with a cursor) every message after it and `synced`. Returns the
@@ -114,14 +134,17 @@ async fn greet(
     s: &AppState,
     p: &Principal,
     after: Option<i64>,
-    sink: &mut WebSocket,
+    sink: &mut Socket,
 ) -> anyhow::Result<i64> {
     let head = s.domain.head(p).await?;
-    sink.send(text(&ServerFrame::Hello {
-        user: p.info(),
-        cursor: head,
-        heartbeat_secs: s.config.heartbeat_secs,
-    }))
+    send(
+        sink,
+        &ServerFrame::Hello {
+            user: p.info(),
+            cursor: head,
+            heartbeat_secs: s.config.heartbeat_secs,
+        },
+    )
     .await?;
     let Some(mut cursor) = after else {
         return Ok(head);
@@ -129,7 +152,7 @@ async fn greet(
     loop {
         let page = s.domain.sync(p, cursor, Some(limits::RESUME_PAGE)).await?;
         for message in page.messages {
-            sink.feed(text(&ServerFrame::Message { message })).await?;
+            feed(sink, &ServerFrame::Message { message }).await?;
         }
         sink.flush().await?;
         cursor = page.cursor;
@@ -137,7 +160,7 @@ async fn greet(
             break;
         }
     }
-    sink.send(text(&ServerFrame::Synced { cursor })).await?;
+    send(sink, &ServerFrame::Synced { cursor }).await?;
     Ok(cursor.max(head))
 }
 
@@ -148,7 +171,7 @@ type Handling<'a> = Pin<Box<dyn Future<Output = Vec<Option<ServerFrame>>> + Send
 /// largest await, and this one lives as long as the connection, idle or not: the awaits
 /// taken once or now and then (greeting, answers, pings, goodbye) are boxed so that the
 /// idle state stays small (2,456 -> 1,568 bytes); the delivery path is not.
-async fn session(s: AppState, p: Principal, after: Option<i64>, mut socket: WebSocket) {
+async fn session(s: AppState, p: Principal, after: Option<i64>, mut socket: Socket) {
     let reg = s.hub.register(p.id);
     let replayed = match Box::pin(greet(&s, &p, after, &mut socket)).await {
         Ok(c) => c,
@@ -174,7 +197,7 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, mut socket: WebS
     // its answers are written, so a client cannot pile up work on the server.
     let mut handling: Option<Handling<'_>> = None;
     // A frame read ahead while batching that was not a text frame.
-    let mut held: Option<Result<WsMessage, axum::Error>> = None;
+    let mut held: Option<Result<WsMessage, WsError>> = None;
     let mut out: Vec<Outbound> = Vec::new();
     // Frames written to the socket's buffer but not flushed: they are flushed once
     // nothing else is ready, so answers and deliveries that are ready together (an ack
@@ -247,7 +270,7 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, mut socket: WebS
                         message: "binary frames are not supported: send JSON text frames".into(),
                         client_id: None,
                     }),
-                    Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => None,
+                    Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_)) => None,
                     Ok(WsMessage::Close(_)) => break None,
                     Err(e) => {
                         let goodbye = close_for(e);
@@ -307,39 +330,43 @@ async fn session(s: AppState, p: Principal, after: Option<i64>, mut socket: WebS
     drop(reg);
 }
 
-/// Writes what was taken off the queue (emptying `out`) to the socket's buffer (which
-/// goes to the socket whenever it holds [`WRITE_BUFFER`] bytes); the caller flushes.
+/// Copies what was taken off the queue (emptying `out`) into the connection's buffer
+/// (which goes to the socket whenever it holds [`WRITE_BUFFER`] bytes); the caller
+/// flushes. The frames were framed once for all recipients: one copy each, no encoding.
 async fn write_batch(
-    sink: &mut WebSocket,
+    sink: &mut Socket,
     out: &mut Vec<Outbound>,
     replayed: i64,
-) -> Result<(), axum::Error> {
+) -> Result<(), WsError> {
+    let conn = sink.get_mut();
     for frame in out.drain(..) {
         // Live copies of messages that the replay already sent.
         if frame.message_id == 0 || frame.message_id > replayed {
-            sink.feed(WsMessage::Text(frame.text)).await?;
+            conn.push(&frame.frame);
+            if conn.pending() >= WRITE_BUFFER {
+                conn.drain().await?;
+            }
         }
     }
     Ok(())
 }
 
 async fn write_answers(
-    sink: &mut WebSocket,
+    sink: &mut Socket,
     answers: Vec<Option<ServerFrame>>,
-) -> Result<(), axum::Error> {
+) -> Result<(), WsError> {
     for frame in answers.into_iter().flatten() {
-        sink.feed(text(&frame)).await?;
+        feed(sink, &frame).await?;
     }
     Ok(())
 }
 
 /// The close frame a read error deserves: 1009 for a frame over the size limit, 1007
 /// for a text frame that is not UTF-8; `None` when the connection is simply gone.
-fn close_for(e: axum::Error) -> Option<WsMessage> {
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    match e.into_inner().downcast::<WsError>().map(|b| *b) {
-        Ok(WsError::Capacity(_)) => Some(close(CLOSE_TOO_BIG, "frame too large")),
-        Ok(WsError::Utf8(_)) => Some(close(CLOSE_BAD_DATA, "text frames must be UTF-8")),
+fn close_for(e: WsError) -> Option<WsMessage> {
+    match e {
+        WsError::Capacity(_) => Some(close(CLOSE_TOO_BIG, "frame too large")),
+        WsError::Utf8(_) => Some(close(CLOSE_BAD_DATA, "text frames must be UTF-8")),
         _ => None,
     }
 }

@@ -1,0 +1,200 @@
+//! The WebSocket connection under the gateway: the HTTP/1.1 upgrade, and the socket with
+//! the outgoing byte stream buffered here rather than inside tungstenite.
+//!
+//! tungstenite reads and answers the client (masking, fragments, pings, close), but the
+//! text frames the server sends are framed here, once per frame: a delivery's bytes are
+//! framed when it is published ([`Outbound::text`](crate::hub::Outbound::text)) and every recipient copies them straight
+//! into its connection's buffer. tungstenite is set to hand every frame of its own (a
+//! ping, a pong, a close) to [`Conn`] at once, so both kinds of frames reach the socket in
+//! the order they were sent.
+//!
+//! The buffer is given back once it is written: a connection that had a burst of
+//! deliveries (or one large frame) keeps nothing of it when it goes idle. (tungstenite's
+//! own write buffer keeps the capacity of the largest burst for the life of the
+//! connection: ~1 KiB per idle connection once presence frames had reached it.)
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
+use http::{Method, StatusCode};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use natter_protocol::ErrorCode;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use super::ApiError;
+
+/// The upgraded socket with its outgoing bytes buffered (see the module docs).
+pub struct Conn {
+    io: TokioIo<Upgraded>,
+    out: Vec<u8>,
+    /// How much of `out` the socket already took.
+    written: usize,
+}
+
+impl Conn {
+    /// Bytes buffered and not yet written.
+    pub fn pending(&self) -> usize {
+        self.out.len() - self.written
+    }
+
+    /// Appends a whole frame (an [`Outbound`](crate::hub::Outbound)'s bytes). The caller
+    /// bounds the buffer by draining it (see [`Conn::drain`]) when [`Conn::pending`]
+    /// grows large.
+    pub fn push(&mut self, frame: &[u8]) {
+        self.out.extend_from_slice(frame);
+    }
+
+    /// Appends `payload` as a text frame.
+    pub fn push_text(&mut self, payload: &str) {
+        crate::hub::push_text_frame(&mut self.out, payload.as_bytes());
+    }
+
+    /// Writes everything buffered to the socket.
+    pub async fn drain(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_drain(cx)).await
+    }
+
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.out.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        // Given back, not kept: an idle connection holds no buffer.
+        self.out = Vec::new();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    /// Takes everything at once, never a part: a frame of tungstenite's then stays whole
+    /// and in order with the frames pushed by [`Conn::push`].
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().out.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+/// A request to upgrade to a WebSocket (RFC 6455 over HTTP/1.1), checked.
+pub struct Handshake {
+    accept: HeaderValue,
+    on_upgrade: OnUpgrade,
+}
+
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Handshake {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let bad = |message: &str| ApiError::new(ErrorCode::BadRequest, message).into_response();
+        if parts.method != Method::GET {
+            return Err(bad("a WebSocket upgrade must be a GET request"));
+        }
+        if !has_token(&parts.headers, header::CONNECTION, "upgrade")
+            || !has_token(&parts.headers, header::UPGRADE, "websocket")
+        {
+            return Err(bad(
+                "this endpoint speaks WebSocket: send `Connection: upgrade` and `Upgrade: websocket`",
+            ));
+        }
+        if parts
+            .headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_none_or(|v| v.as_bytes() != b"13")
+        {
+            let mut r = bad("only WebSocket version 13 is supported");
+            *r.status_mut() = StatusCode::UPGRADE_REQUIRED;
+            r.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return Err(r);
+        }
+        let Some(key) = parts.headers.get(header::SEC_WEBSOCKET_KEY) else {
+            return Err(bad("the Sec-WebSocket-Key header is missing"));
+        };
+        let accept = HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
+            .map_err(|_| bad("bad Sec-WebSocket-Key"))?;
+        let Some(on_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
+            return Err(bad("this connection cannot be upgraded"));
+        };
+        Ok(Handshake { accept, on_upgrade })
+    }
+}
+
+impl Handshake {
+    /// Answers 101 and runs `session` on the connection once the client has switched.
+    pub fn on_upgrade<F, Fut>(self, config: WebSocketConfig, session: F) -> Response
+    where
+        F: FnOnce(WebSocketStream<Conn>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let Handshake { accept, on_upgrade } = self;
+        tokio::spawn(async move {
+            let upgraded = match on_upgrade.await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(error = %e, "WebSocket upgrade failed");
+                    return;
+                }
+            };
+            let conn = Conn {
+                io: TokioIo::new(upgraded),
+                out: Vec::new(),
+                written: 0,
+            };
+            let socket = WebSocketStream::from_raw_socket(conn, Role::Server, Some(config)).await;
+            session(socket).await;
+        });
+        let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
+        let h = r.headers_mut();
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        r
+    }
+}
