@@ -188,7 +188,9 @@ impl Handshake {
                 written: 0,
             };
             let socket = WebSocketStream::from_raw_socket(conn, Role::Server, Some(config)).await;
-            session(socket).await;
+            // A task of its own: this one's state (the upgrade, the configuration, the
+            // closure) is not carried for the whole life of the connection.
+            tokio::spawn(session(socket));
         });
         let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
         let h = r.headers_mut();
