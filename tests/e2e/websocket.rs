@@ -204,6 +204,60 @@ async fn a_request_that_is_not_a_websocket_upgrade_gets_a_json_error() {
     assert_eq!(old.headers()["sec-websocket-version"], "13");
 }
 
+/// The server frames its deliveries itself and tungstenite its pongs; both share one
+/// buffered socket. Pongs sent while deliveries stream in must come back whole, in order,
+/// with every delivery intact (a torn frame fails the client's parser).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pongs_and_deliveries_share_the_socket_without_tearing_frames() {
+    use tokio_tungstenite::tungstenite::Message;
+    let server = Server::start();
+    let url = server.url();
+    let alice = Api::register(&url, "alice", PASSWORD).await;
+    let bob = Api::register(&url, "bob", PASSWORD).await;
+    let conv = alice.direct("bob").await;
+    let mut ws = Ws::connect(&url, &bob.token, None).await;
+    ws.expect(T, |f| f["type"] == "hello").await;
+
+    // Idle: the pong alone goes out (nothing else would flush it).
+    ws.ping(b"idle").await;
+    match ws.next_raw(T).await {
+        Some(Message::Pong(p)) => assert_eq!(&p[..], b"idle"),
+        other => panic!("expected the pong, got {other:?}"),
+    }
+
+    // Busy: 200 deliveries in flight while pings go in between.
+    let sender = tokio::spawn(async move {
+        for i in 0..200 {
+            alice.send(conv, &format!("p-{i}"), &format!("m{i}")).await;
+        }
+    });
+    const PINGS: [&[u8]; 5] = [b"p0", b"p1", b"p2", b"p3", b"p4"];
+    for p in PINGS {
+        ws.ping(p).await;
+    }
+    let (mut pongs, mut texts) = (Vec::new(), Vec::new());
+    while pongs.len() < PINGS.len() || texts.len() < 200 {
+        match ws.next_raw(T).await {
+            Some(Message::Pong(p)) => pongs.push(p.to_vec()),
+            Some(Message::Text(t)) => {
+                let f: Value = serde_json::from_str(t.as_str()).expect("a whole JSON frame");
+                if f["type"] == "message" {
+                    texts.push(f["message"]["text"].as_str().unwrap().to_owned());
+                }
+            }
+            Some(_) => {}
+            None => panic!(
+                "stalled with {} pongs and {} messages",
+                pongs.len(),
+                texts.len()
+            ),
+        }
+    }
+    sender.await.unwrap();
+    assert_eq!(pongs, PINGS.map(<[u8]>::to_vec));
+    assert_eq!(texts, (0..200).map(|i| format!("m{i}")).collect::<Vec<_>>());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_replays_exactly_the_missed_messages_then_live_ones() {
     // 700 messages as fast as one sender can: more than the default per-user send rate,

@@ -80,6 +80,24 @@ impl Ws {
             .expect("send binary frame");
     }
 
+    /// Sends a WebSocket-level ping (the server's WebSocket layer answers it).
+    pub async fn ping(&mut self, payload: &'static [u8]) {
+        self.stream
+            .send(Message::Ping(Bytes::from_static(payload)))
+            .await
+            .expect("send ping");
+    }
+
+    /// The next WebSocket message of any kind, pings and pongs included; panics if the
+    /// stream fails (a malformed frame from the server fails it) or ends.
+    pub async fn next_raw(&mut self, timeout: Duration) -> Option<Message> {
+        match tokio::time::timeout(timeout, self.stream.next()).await {
+            Err(_) => None,
+            Ok(Some(Ok(m))) => Some(m),
+            Ok(other) => panic!("the WebSocket stream failed or ended: {other:?}"),
+        }
+    }
+
     pub async fn send_json(&mut self, value: &Value) {
         self.send_text(value.to_string()).await;
     }

@@ -30,7 +30,7 @@ pub struct Outbound {
 impl Outbound {
     /// Frames `payload` (see [`push_text_frame`]).
     pub fn text(payload: &str, message_id: MessageId) -> Outbound {
-        let mut out = Vec::with_capacity(payload.len() + MAX_HEADER);
+        let mut out = Vec::new();
         push_text_frame(&mut out, payload.as_bytes());
         Outbound {
             frame: Bytes::from(out),

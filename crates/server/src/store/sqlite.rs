@@ -287,17 +287,16 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     let before = version(conn)?;
     Migrations::from_slice(MIGRATIONS).to_latest(conn)?;
-    if version(conn)? == before {
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        return Ok(());
+    if version(conn)? != before {
+        let broken: i64 =
+            conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        anyhow::ensure!(
+            broken == 0,
+            "the database has {broken} broken references after migrating"
+        );
     }
-    let broken: i64 = conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
-        r.get(0)
-    })?;
-    anyhow::ensure!(
-        broken == 0,
-        "the database has {broken} broken references after migrating"
-    );
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
 }

@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::wsconn::{Conn, Handshake};
+use super::wsconn::{Conn, Handshake, WRITE_BUFFER};
 use super::{ApiQuery, AppState, Auth};
 use crate::domain::{DomainError, Principal};
 use crate::hub::Outbound;
@@ -50,9 +50,6 @@ const MAX_COALESCE_BYTES: usize = 64 * 1024;
 /// client sends little (a send frame is ~150 bytes) and an idle connection should cost
 /// little; a larger frame simply takes several reads.
 const READ_BUFFER: usize = 512;
-/// Frames are written to the socket once this many bytes are buffered (and at a flush).
-const WRITE_BUFFER: usize = 16 * 1024;
-
 type Socket = WebSocketStream<Conn>;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -112,15 +109,9 @@ fn close(code: u16, reason: &'static str) -> WsMessage {
     }))
 }
 
-/// Buffers `frame`; it goes out with the next flush (or once [`WRITE_BUFFER`] bytes
-/// wait).
+/// Buffers `frame`; it goes out with the next flush (see [`Conn::write`]).
 async fn feed(sink: &mut Socket, frame: &ServerFrame) -> Result<(), WsError> {
-    let conn = sink.get_mut();
-    conn.push_text(&frame.encode());
-    if conn.pending() >= WRITE_BUFFER {
-        conn.drain().await?;
-    }
-    Ok(())
+    Ok(sink.get_mut().write_text(&frame.encode()).await?)
 }
 
 async fn send(sink: &mut Socket, frame: &ServerFrame) -> Result<(), WsError> {
@@ -342,8 +333,7 @@ fn session(
 }
 
 /// Copies what was taken off the queue (emptying `out`) into the connection's buffer
-/// (which goes to the socket whenever it holds [`WRITE_BUFFER`] bytes); the caller
-/// flushes. The frames were framed once for all recipients: one copy each, no encoding.
+/// (see [`Conn::write`]); the caller flushes. The frames were framed once for all recipients: one copy each, no encoding.
 async fn write_batch(
     sink: &mut Socket,
     out: &mut Vec<Outbound>,
@@ -353,10 +343,7 @@ async fn write_batch(
     for frame in out.drain(..) {
         // Live copies of messages that the replay already sent.
         if frame.message_id == 0 || frame.message_id > replayed {
-            conn.push(&frame.frame);
-            if conn.pending() >= WRITE_BUFFER {
-                conn.drain().await?;
-            }
+            conn.write(&frame.frame).await?;
         }
     }
     Ok(())

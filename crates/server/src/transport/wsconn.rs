@@ -40,27 +40,29 @@ pub struct Conn {
     written: usize,
 }
 
+/// Frames go to the socket once this many bytes are buffered (and at a flush), so a burst
+/// becomes few writes and the buffer stays bounded.
+pub const WRITE_BUFFER: usize = 16 * 1024;
+
 impl Conn {
-    /// Bytes buffered and not yet written.
-    pub fn pending(&self) -> usize {
-        self.out.len() - self.written
-    }
-
-    /// Appends a whole frame (an [`Outbound`](crate::hub::Outbound)'s bytes). The caller
-    /// bounds the buffer by draining it (see [`Conn::drain`]) when [`Conn::pending`]
-    /// grows large.
-    pub fn push(&mut self, frame: &[u8]) {
+    /// Buffers a whole frame (an [`Outbound`](crate::hub::Outbound)'s bytes); it goes out
+    /// with the next flush, or now if [`WRITE_BUFFER`] bytes wait.
+    pub async fn write(&mut self, frame: &[u8]) -> io::Result<()> {
         self.out.extend_from_slice(frame);
+        self.drain_if_full().await
     }
 
-    /// Appends `payload` as a text frame.
-    pub fn push_text(&mut self, payload: &str) {
+    /// Buffers `payload` as a text frame, as [`Conn::write`] does.
+    pub async fn write_text(&mut self, payload: &str) -> io::Result<()> {
         crate::hub::push_text_frame(&mut self.out, payload.as_bytes());
+        self.drain_if_full().await
     }
 
-    /// Writes everything buffered to the socket.
-    pub async fn drain(&mut self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.poll_drain(cx)).await
+    async fn drain_if_full(&mut self) -> io::Result<()> {
+        if self.out.len() - self.written >= WRITE_BUFFER {
+            std::future::poll_fn(|cx| self.poll_drain(cx)).await?;
+        }
+        Ok(())
     }
 
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -90,7 +92,7 @@ impl AsyncRead for Conn {
 
 impl AsyncWrite for Conn {
     /// Takes everything at once, never a part: a frame of tungstenite's then stays whole
-    /// and in order with the frames pushed by [`Conn::push`].
+    /// and in order with the frames buffered by [`Conn::write`].
     fn poll_write(
         self: Pin<&mut Self>,
         _: &mut Context<'_>,
