@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_sqlite::{Pool, Runtime};
 use natter_protocol::{
     ConversationId, ConversationInfo, ConversationKind, ConversationState, GroupInfo, HistoryPage,
     MemberInfo, Message, MessageId, MessageReceipts, Receipt, ReceiptKind, Role, Seq, Settings,
@@ -26,6 +25,9 @@ use crate::config::Durability;
 mod accounts;
 mod files;
 mod groups;
+mod readers;
+
+use readers::Readers;
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_init.sql")),
@@ -246,7 +248,7 @@ fn write_back(
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
-    readers: Pool,
+    readers: Arc<Readers>,
 }
 
 /// Joins the writer thread once every [`SqliteStore`] handle is gone, so that the last
@@ -322,10 +324,7 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -16 * 1024)?;
         migrate(&mut conn)?;
 
-        let pool = deadpool_sqlite::Config::new(path)
-            .builder(Runtime::Tokio1)?
-            .max_size(readers)
-            .build()?;
+        let readers = Readers::new(path, readers);
 
         let (tx, rx) = mpsc::channel::<Job>(4096);
         let handle = std::thread::Builder::new()
@@ -334,7 +333,7 @@ impl SqliteStore {
         Ok((
             SqliteStore {
                 writer: tx,
-                readers: pool,
+                readers,
             },
             WriterThread(handle),
         ))
@@ -384,17 +383,16 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let conn = self
-            .readers
-            .get()
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        conn.interact(move |conn| {
-            conn.busy_timeout(std::time::Duration::from_secs(10))?;
-            f(conn)
-        })
-        .await
-        .map_err(|e| StoreError::Database(e.to_string()))?
+        self.readers.read(f).await
+    }
+
+    /// Runs `f`, a small read by key, on the calling thread (see [`Readers::read_now`]).
+    async fn read_now<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.readers.read_now(f).await
     }
 }
 
@@ -653,12 +651,12 @@ impl Store for SqliteStore {
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         let username = username.to_owned();
-        self.read(move |conn| {
+        self.read_now(move |conn| {
             Ok(conn
                 .prepare_cached(
                     "SELECT id, username, password_hash, is_admin, disabled FROM users WHERE username = ?1",
                 )?
-                .query_row([username], user_from_row)
+                .query_row([&username], user_from_row)
                 .optional()?)
         })
         .await
@@ -690,7 +688,7 @@ impl Store for SqliteStore {
     }
 
     async fn session_user(&self, token_hash: [u8; 32]) -> StoreResult<Option<UserRecord>> {
-        self.read(move |conn| {
+        self.read_now(move |conn| {
             Ok(conn
                 .prepare_cached(
                     "SELECT u.id, u.username, u.password_hash, u.is_admin, u.disabled
@@ -779,17 +777,17 @@ impl Store for SqliteStore {
 
     async fn group_id(&self, name: &str) -> StoreResult<Option<ConversationId>> {
         let name = name.to_owned();
-        self.read(move |conn| {
+        self.read_now(move |conn| {
             Ok(conn
                 .prepare_cached("SELECT id FROM conversations WHERE kind = 'group' AND name = ?1")?
-                .query_row([name], |r| r.get(0))
+                .query_row([&name], |r| r.get(0))
                 .optional()?)
         })
         .await
     }
 
     async fn role(&self, conversation: ConversationId, user: UserId) -> StoreResult<Option<Role>> {
-        self.read(move |conn| {
+        self.read_now(move |conn| {
             let role: Option<String> = conn
                 .prepare_cached(
                     "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2",
@@ -917,7 +915,7 @@ impl Store for SqliteStore {
         after: Option<i64>,
         limit: u32,
     ) -> StoreResult<HistoryPage> {
-        self.read(move |conn| {
+        let page = move |conn: &Connection| {
             let base = format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
                  WHERE m.conversation_id = ?1"
@@ -950,8 +948,13 @@ impl Store for SqliteStore {
                 messages.reverse();
             }
             Ok(HistoryPage { messages, has_more })
-        })
-        .await
+        };
+        // A page is a range of one index: small pages are read on the spot.
+        if limit <= readers::INLINE_ROWS {
+            self.read_now(page).await
+        } else {
+            self.read(page).await
+        }
     }
 
     async fn sync(&self, user: UserId, after: MessageId, limit: u32) -> StoreResult<SyncPage> {
