@@ -257,6 +257,40 @@ fn connections_per_user_are_limited() {
 }
 
 #[test]
+fn connections_opened_at_the_same_moment_cannot_exceed_the_limit() {
+    let server = Server::start_with(&[("NATTERD_MAX_CONNECTIONS_PER_USER", "2")]);
+    server.register("alice");
+    let rt = runtime();
+    let url = server.url();
+    let token = rt.block_on(login_token(&url, "alice", PASSWORD));
+    let ws_url = format!("{}/api/v1/ws", url.replace("http://", "ws://"));
+    let results = rt.block_on(async {
+        let attempts = (0..8).map(|_| {
+            let mut req =
+                tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                    ws_url.as_str(),
+                )
+                .unwrap();
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            tokio_tungstenite::connect_async(req)
+        });
+        futures_util::future::join_all(attempts).await
+    });
+    let mut open = Vec::new();
+    for r in results {
+        match r {
+            Ok((socket, _)) => open.push(socket),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status().as_u16(), 429)
+            }
+            Err(e) => panic!("unexpected failure: {e}"),
+        }
+    }
+    assert_eq!(open.len(), 2, "exactly the limit got through");
+}
+
+#[test]
 fn sessions_are_listed_and_revocable_by_their_owner() {
     let server = Server::start();
     let laptop = server.register("alice");

@@ -28,7 +28,7 @@ use utoipa_axum::routes;
 use super::wsconn::{Conn, Handshake, WRITE_BUFFER};
 use super::{ApiQuery, AppState, Auth};
 use crate::domain::{DomainError, Principal};
-use crate::hub::Outbound;
+use crate::hub::{Outbound, Registration};
 
 /// Close code for a consumer that fell behind its queue (application range 4000-4999).
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
@@ -77,13 +77,16 @@ async fn upgrade(
     ws: Handshake,
 ) -> Response {
     let max = s.config.max_connections_per_user;
-    if s.hub.connections_of(auth.principal.id) >= max {
+    // Registered before the upgrade is answered: a client whose upgrade succeeded holds
+    // its place (and a third connection made at the same moment as a second is refused).
+    // Frames that arrive before the session starts wait in the queue.
+    let Some(reg) = s.hub.register_within(auth.principal.id, max) else {
         return super::ApiError::new(
             ErrorCode::RateLimited,
             format!("you already have {max} open connections: close one and try again"),
         )
         .into_response();
-    }
+    };
     let limit = s.config.max_frame_bytes;
     let tracker = s.sessions.clone();
     let config = WebSocketConfig::default()
@@ -98,7 +101,7 @@ async fn upgrade(
         .write_buffer_size(0)
         .max_write_buffer_size(limit + WRITE_BUFFER);
     ws.on_upgrade(config, move |socket| {
-        tracker.track_future(session(s, auth.principal, q.after, socket))
+        tracker.track_future(session(s, reg, auth.principal, q.after, socket))
     })
 }
 
@@ -166,6 +169,7 @@ type Handling<'a> = Pin<Box<dyn Future<Output = Vec<Option<ServerFrame>>> + Send
 #[allow(clippy::manual_async_fn)] // on purpose: see the comment in the body
 fn session(
     s: AppState,
+    reg: Registration,
     p: Principal,
     after: Option<i64>,
     mut socket: Socket,
@@ -173,7 +177,6 @@ fn session(
     // An async block, not an async fn: an async fn keeps its arguments twice in its state
     // (as given, and moved into its body), here 448 bytes per connection for nothing.
     async move {
-        let reg = s.hub.register(p.id);
         let replayed = match Box::pin(greet(&s, &p, after, &mut socket)).await {
             Ok(c) => c,
             Err(e) => {
@@ -340,6 +343,12 @@ async fn write_batch(
     replayed: i64,
 ) -> Result<(), WsError> {
     let conn = sink.get_mut();
+    conn.reserve(
+        out.iter()
+            .map(|f| f.frame.len())
+            .sum::<usize>()
+            .min(WRITE_BUFFER),
+    );
     for frame in out.drain(..) {
         // Live copies of messages that the replay already sent.
         if frame.message_id == 0 || frame.message_id > replayed {
