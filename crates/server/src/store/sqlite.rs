@@ -928,12 +928,15 @@ impl Store for SqliteStore {
             }
             let now = now_micros();
             let seq = cache.next_seq(conn, conversation, now)?;
-            let id: i64 = conn
-                .prepare_cached(
-                    "INSERT INTO messages (conversation_id, seq, sender_id, client_id, text, sent_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
-                )?
-                .query_row(params![conversation, seq, sender, client_id, text, now], |r| r.get(0))?;
+            // Not `RETURNING id`: that makes SQLite keep a statement journal (a copy of
+            // every page the statement first touches, ~2.5 % of natterd's CPU under
+            // workload 2); the rowid of the one row inserted is the same thing.
+            conn.prepare_cached(
+                "INSERT INTO messages (conversation_id, seq, sender_id, client_id, text, sent_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![conversation, seq, sender, client_id, text, now])?;
+            let id = conn.last_insert_rowid();
             let attachments = if attachment_ids.is_empty() {
                 Vec::new()
             } else {
