@@ -36,6 +36,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0004_groups.sql")),
     M::up(include_str!("migrations/0005_files.sql")),
     M::up(include_str!("migrations/0006_message_keys.sql")),
+    M::up(include_str!("migrations/0007_one_conversation_index.sql")),
 ];
 /// Most jobs one transaction takes: bounds the latency a batch adds to its first job.
 const MAX_BATCH: usize = 512;
@@ -140,6 +141,10 @@ impl WriterCache {
 
     /// The next sequence number of `conversation`, which becomes its `last_seq` (and
     /// `now` its `last_activity`) when this transaction commits.
+    ///
+    /// The caller inserts the message (and so takes the next id) in the same job: with
+    /// one writer, seq and id then rise together within every conversation, which
+    /// `sync` and `head` rely on to go by the (conversation_id, seq) index alone.
     pub(crate) fn next_seq(
         &mut self,
         conn: &Connection,
@@ -373,6 +378,8 @@ impl SqliteStore {
 
     /// [`SqliteStore::write_cached`] for a job that changes the database with one
     /// statement at most (any number of reads), and so needs no savepoint (see [`Job`]).
+    /// That statement must be the job's last step that can fail: an error after it would
+    /// leave its change in the transaction.
     async fn write_one_statement<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -926,6 +933,9 @@ impl Store for SqliteStore {
             if !recipients.contains(&sender) {
                 return Err(StoreError::NotMember);
             }
+            // Everything that can fail comes before the `INSERT`: without attachments
+            // this job has no savepoint, so nothing may fail once the row is written.
+            let username = cache.username(conn, sender)?.to_owned();
             let now = now_micros();
             let seq = cache.next_seq(conn, conversation, now)?;
             // Not `RETURNING id`: that makes SQLite keep a statement journal (a copy of
@@ -947,7 +957,6 @@ impl Store for SqliteStore {
                     .execute(params![id, json])?;
                 list
             };
-            let username = cache.username(conn, sender)?.to_owned();
             let message = Message {
                 id,
                 conversation_id: conversation,
@@ -1028,10 +1037,20 @@ impl Store for SqliteStore {
 
     async fn sync(&self, user: UserId, after: MessageId, limit: u32) -> StoreResult<SyncPage> {
         self.read(move |conn| {
+            // Within a conversation seq and id rise together, so "id after the cursor"
+            // is "seq after the last message at or before the cursor": found by walking
+            // the conversation's (conversation_id, seq) index back from its end over just
+            // the messages that are new (the index holds the id), then read as one range
+            // of that index. (Migration 0007 dropped the (conversation_id, id) index.)
             let sql = format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
-                 WHERE m.id > ?2
-                   AND m.conversation_id IN (SELECT conversation_id FROM members WHERE user_id = ?1)
+                "SELECT {MESSAGE_COLUMNS}
+                 FROM members mb
+                 JOIN messages m ON m.conversation_id = mb.conversation_id
+                 JOIN users u ON u.id = m.sender_id
+                 WHERE mb.user_id = ?1
+                   AND m.seq > COALESCE((SELECT p.seq FROM messages p
+                                         WHERE p.conversation_id = mb.conversation_id AND p.id <= ?2
+                                         ORDER BY p.seq DESC LIMIT 1), 0)
                  ORDER BY m.id LIMIT ?3"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
@@ -1054,7 +1073,9 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT COALESCE(MAX((SELECT MAX(id) FROM messages WHERE conversation_id = mb.conversation_id)), 0)
+                    // The last message by seq is the last by id (see `sync`).
+                    "SELECT COALESCE(MAX((SELECT id FROM messages WHERE conversation_id = mb.conversation_id
+                                          ORDER BY seq DESC LIMIT 1)), 0)
                      FROM members mb WHERE mb.user_id = ?1",
                 )?
                 .query_row([user], |r| r.get(0))?)
@@ -1606,6 +1627,59 @@ mod tests {
         let rest = f.store.sync(b, page.cursor, 10).await.unwrap();
         assert!(rest.messages.is_empty() && !rest.has_more);
         assert_eq!(rest.cursor, page.cursor);
+    }
+
+    #[tokio::test]
+    async fn sync_from_any_cursor_pages_through_exactly_what_follows_it() {
+        let f = fixture();
+        let ids = users(&f.store, &["alice", "bob", "carol"]).await;
+        let (a, b, c) = (ids[0], ids[1], ids[2]);
+        let ab = f.store.open_direct(a, b).await.unwrap();
+        let ac = f.store.open_direct(a, c).await.unwrap();
+        let g = f.store.create_group(a, "ops", &[b, c]).await.unwrap();
+        // Interleaved unevenly, so that ids and seqs differ across conversations.
+        let order = [
+            ab, ab, ac, g, ab, ac, ac, ac, g, ab, g, g, ac, ab, ab, ab, g, ac,
+        ];
+        let mut all = Vec::new();
+        for (i, conv) in order.iter().enumerate() {
+            let m = f
+                .store
+                .insert_message(a, *conv, &format!("c{i}"), "x", &[])
+                .await
+                .unwrap()
+                .message;
+            all.push((m.id, m.conversation_id));
+        }
+        // Bob's: ab and the group (whose creation is a timeline entry too).
+        let first_group_entry = f.store.sync(b, 0, 500).await.unwrap().messages;
+        let mut mine: Vec<MessageId> = first_group_entry.iter().map(|m| m.id).collect();
+        let expected: Vec<MessageId> = all
+            .iter()
+            .filter(|(_, conv)| *conv != ac)
+            .map(|(id, _)| *id)
+            .collect();
+        assert!(mine.ends_with(&expected), "{mine:?} vs {expected:?}");
+        mine.sort_unstable();
+        // From every cursor, also ones in carol's conversation and before everything.
+        let cursors = std::iter::once(0).chain(all.iter().map(|(id, _)| *id));
+        for cursor in cursors {
+            let want: Vec<MessageId> = mine.iter().copied().filter(|id| *id > cursor).collect();
+            let mut got = Vec::new();
+            let mut at = cursor;
+            loop {
+                let page = f.store.sync(b, at, 4).await.unwrap();
+                assert!(page.messages.len() <= 4);
+                got.extend(page.messages.iter().map(|m| m.id));
+                at = page.cursor;
+                if !page.has_more {
+                    break;
+                }
+            }
+            assert_eq!(got, want, "after {cursor}");
+        }
+        assert_eq!(f.store.head(b).await.unwrap(), *mine.last().unwrap());
+        assert_eq!(f.store.head(c).await.unwrap(), all.last().unwrap().0);
     }
 
     #[tokio::test]
