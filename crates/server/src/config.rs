@@ -59,7 +59,8 @@ pub struct Config {
     /// Frames buffered per connection before it counts as a slow consumer.
     pub queue_capacity: usize,
     pub heartbeat_secs: u32,
-    /// Read connections to the database.
+    /// Read connections to the database: at most this many reads run at once, small ones
+    /// on the runtime thread that asks, others on blocking threads (`store::sqlite::readers`).
     pub readers: usize,
     /// Tokens expire this many days after they were issued.
     pub token_ttl_days: u32,

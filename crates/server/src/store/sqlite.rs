@@ -531,8 +531,9 @@ fn writer_loop(
                 cache.forget_all();
                 let err = StoreError::from(e);
                 tracing::error!(error = %err, "write transaction failed; nothing in it was stored");
-                // Jobs that never ran (the batch failed early) are dropped: their callers
-                // see `Closed`-free failure through the dropped reply as well.
+                // Jobs that never ran (the batch failed before their turn) are dropped
+                // with their reply, so their callers get `StoreError::Closed`: nothing of
+                // theirs was stored either, and a send is safe to retry (idempotent).
                 for done in completions {
                     done(Some(err.clone()));
                 }

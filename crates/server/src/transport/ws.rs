@@ -343,12 +343,7 @@ async fn write_batch(
     replayed: i64,
 ) -> Result<(), WsError> {
     let conn = sink.get_mut();
-    conn.reserve(
-        out.iter()
-            .map(|f| f.frame.len())
-            .sum::<usize>()
-            .min(WRITE_BUFFER),
-    );
+    conn.reserve(out.iter().map(|f| f.frame.len()).sum());
     for frame in out.drain(..) {
         // Live copies of messages that the replay already sent.
         if frame.message_id == 0 || frame.message_id > replayed {

@@ -50,8 +50,11 @@ pub const WRITE_BUFFER: usize = 64 * 1024;
 impl Conn {
     /// Makes room for `bytes` more, so that a batch of frames is copied in without the
     /// buffer growing (and copying itself) on the way.
+    /// Never past [`WRITE_BUFFER`] (plus what is already there), so the capacity stays
+    /// bounded by what one batch brings.
     pub fn reserve(&mut self, bytes: usize) {
-        self.out.reserve(bytes);
+        let room = WRITE_BUFFER.saturating_sub(self.out.len() - self.written);
+        self.out.reserve_exact(bytes.min(room));
     }
 
     /// Buffers a whole frame (an [`Outbound`](crate::hub::Outbound)'s bytes); it goes out

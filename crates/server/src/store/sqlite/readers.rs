@@ -12,6 +12,9 @@
 //!   natterd in the scheduler under `natter-bench history`). An inline read never waits
 //!   for a lock: its busy timeout is 0, and if it fails for any reason, or every
 //!   connection is in use, it runs again through [`Readers::read`], which waits as usual.
+//!   What it cannot avoid is a page that is not in the OS cache, or SQLite's own short
+//!   retry while the WAL is being reset: the size bound ([`INLINE_ROWS`]) keeps such a
+//!   read to a few pages.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -87,11 +90,19 @@ impl Readers {
             && let Some(conn) = self.take()
         {
             let result = conn.busy_timeout(Duration::ZERO).map_err(StoreError::from);
-            let result = result.and_then(|()| f(&conn));
-            self.give_back(conn);
+            // A read that panics fails like one on a blocking thread (its connection is
+            // dropped) instead of unwinding through the request's task.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                result.and_then(|()| f(&conn))
+            }));
             drop(permit);
-            if let Ok(value) = result {
-                return Ok(value);
+            match result {
+                Ok(Ok(value)) => {
+                    self.give_back(conn);
+                    return Ok(value);
+                }
+                Ok(Err(_)) => self.give_back(conn),
+                Err(_) => return Err(StoreError::Database("a read failed: it panicked".into())),
             }
         }
         self.read(f).await
@@ -192,6 +203,19 @@ mod tests {
         let (v, thread) = read.await.unwrap().unwrap();
         assert_eq!(v, 7);
         assert_ne!(thread, here);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_small_read_that_panics_fails_with_an_error_and_the_pool_goes_on() {
+        let (_dir, _path, readers) = fixture();
+        readers.read_now(value_and_thread).await.unwrap();
+        let err = readers
+            .read_now(|_| -> StoreResult<()> { panic!("a bug in a read") })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        let (v, _) = readers.read_now(value_and_thread).await.unwrap();
+        assert_eq!(v, 7);
     }
 
     #[tokio::test]
