@@ -49,8 +49,13 @@ const YIELDS: usize = 4;
 const MAX_CACHED: usize = 1 << 16;
 
 type Completion = Box<dyn FnOnce(Option<StoreError>) + Send>;
+/// Runs a job in the writer's transaction, or (given `None`, when the batch failed before
+/// its turn) only makes its completion, which then carries the batch's error.
 type Run = Box<
-    dyn FnOnce(&Connection, &mut Vec<Committed>, &mut WriterCache) -> (bool, Completion) + Send,
+    dyn for<'a> FnOnce(
+            Option<(&'a Connection, &'a mut Vec<Committed>, &'a mut WriterCache)>,
+        ) -> (bool, Completion)
+        + Send,
 >;
 
 /// A write for the writer thread. Each runs inside a savepoint of the batch's transaction,
@@ -398,8 +403,12 @@ impl SqliteStore {
             + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let run: Run = Box::new(move |conn, events, cache| {
-            let result = f(conn, events, cache);
+        let run: Run = Box::new(move |ctx| {
+            let result = match ctx {
+                Some((conn, events, cache)) => f(conn, events, cache),
+                // Replaced by the batch's error when the completion runs.
+                None => Err(StoreError::Closed),
+            };
             let ok = result.is_ok();
             let done: Completion = Box::new(move |commit_error| {
                 let _ = tx.send(match commit_error {
@@ -473,9 +482,10 @@ fn writer_loop(
         }
         let mut events = Vec::new();
         let mut completions = Vec::with_capacity(jobs.len());
-        let outcome = (|| -> rusqlite::Result<()> {
+        let mut pending = jobs.drain(..);
+        let outcome = (|| -> StoreResult<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for job in jobs.drain(..) {
+            for job in pending.by_ref() {
                 let mark = events.len();
                 let savepoint = !job.one_statement;
                 // Prepared once per connection: parsing these again for every job was
@@ -484,7 +494,7 @@ fn writer_loop(
                     tx.prepare_cached("SAVEPOINT job")?.execute([])?;
                 }
                 cache.start_job();
-                let (ok, done) = (job.run)(&tx, &mut events, &mut cache);
+                let (ok, done) = (job.run)(Some((&tx, &mut events, &mut cache)));
                 completions.push(done);
                 if ok {
                     if savepoint {
@@ -503,16 +513,20 @@ fn writer_loop(
                 // stored and every job in it must hear so. (With a savepoint, the
                 // `ROLLBACK TO` above fails the same way.)
                 if tx.is_autocommit() {
-                    return Err(rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-                        Some("the write transaction was rolled back".into()),
+                    return Err(StoreError::Unavailable(
+                        "the write transaction was rolled back".into(),
                     ));
                 }
             }
             cache.write_back(&tx)?;
-            tx.commit()
+            Ok(tx.commit()?)
         })();
-        jobs.clear();
+        // The jobs whose turn never came (the batch failed first) hear the batch's error
+        // with the others, not a dropped reply.
+        for job in pending {
+            let (_, done) = (job.run)(None);
+            completions.push(done);
+        }
         match outcome {
             Ok(()) => {
                 // One batch per transaction: one wake-up of the fan-out, which then
@@ -527,13 +541,9 @@ fn writer_loop(
                     done(None);
                 }
             }
-            Err(e) => {
+            Err(err) => {
                 cache.forget_all();
-                let err = StoreError::from(e);
                 tracing::error!(error = %err, "write transaction failed; nothing in it was stored");
-                // Jobs that never ran (the batch failed before their turn) are dropped
-                // with their reply, so their callers get `StoreError::Closed`: nothing of
-                // theirs was stored either, and a send is safe to retry (idempotent).
                 for done in completions {
                     done(Some(err.clone()));
                 }
@@ -2037,6 +2047,60 @@ mod tests {
             );
         }
         // The writer goes on as before.
+        users(&f.store, &["after"]).await;
+    }
+
+    #[tokio::test]
+    async fn when_a_batch_fails_every_job_in_it_hears_why() {
+        let f = fixture();
+        // Queued together, so they share transactions. One of them ends the transaction
+        // under the writer's feet (as SQLite does on a full disk): every job of that batch
+        // fails with the batch's error, also those after it whose turn never came, and
+        // none is told the store shut down.
+        let jobs = (0..30).map(|i| {
+            let store = f.store.clone();
+            async move {
+                store
+                    .write_one_statement(move |conn, _, _| {
+                        if i == 10 {
+                            conn.execute_batch("ROLLBACK")?;
+                        } else {
+                            conn.execute(
+                                "INSERT INTO users (username, password_hash, created_at) VALUES (?1, 'h', 0)",
+                                [format!("u{i}")],
+                            )?;
+                        }
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        let results = futures_util::future::join_all(jobs).await;
+        assert!(results[10].is_err());
+        for (i, r) in results.iter().enumerate() {
+            match r {
+                Ok(()) => assert!(
+                    f.store
+                        .user_by_name(&format!("u{i}"))
+                        .await
+                        .unwrap()
+                        .is_some(),
+                    "u{i} was acknowledged, so it is stored"
+                ),
+                Err(e) => {
+                    assert!(!matches!(e, StoreError::Closed), "job {i}: {e}");
+                    assert!(e.to_string().contains("rolled back"), "job {i}: {e}");
+                    assert!(
+                        f.store
+                            .user_by_name(&format!("u{i}"))
+                            .await
+                            .unwrap()
+                            .is_none(),
+                        "u{i} failed, so it is not stored"
+                    );
+                }
+            }
+        }
         users(&f.store, &["after"]).await;
     }
 }
