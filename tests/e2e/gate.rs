@@ -239,13 +239,7 @@ fn connections_per_user_are_limited() {
     let token = rt.block_on(login_token(&url, "alice", PASSWORD));
     let _a = rt.block_on(Ws::connect(&url, &token, None));
     let _b = rt.block_on(Ws::connect(&url, &token, None));
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("{}/api/v1/ws", url.replace("http://", "ws://")),
-    )
-    .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    match rt.block_on(tokio_tungstenite::connect_async(req)) {
+    match rt.block_on(Ws::try_connect(&url, &token, None)) {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
             assert_eq!(resp.status().as_u16(), 429)
         }
@@ -263,24 +257,13 @@ fn connections_opened_at_the_same_moment_cannot_exceed_the_limit() {
     let rt = runtime();
     let url = server.url();
     let token = rt.block_on(login_token(&url, "alice", PASSWORD));
-    let ws_url = format!("{}/api/v1/ws", url.replace("http://", "ws://"));
-    let results = rt.block_on(async {
-        let attempts = (0..8).map(|_| {
-            let mut req =
-                tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                    ws_url.as_str(),
-                )
-                .unwrap();
-            req.headers_mut()
-                .insert("authorization", format!("Bearer {token}").parse().unwrap());
-            tokio_tungstenite::connect_async(req)
-        });
-        futures_util::future::join_all(attempts).await
-    });
+    let results = rt.block_on(futures_util::future::join_all(
+        (0..8).map(|_| Ws::try_connect(&url, &token, None)),
+    ));
     let mut open = Vec::new();
     for r in results {
         match r {
-            Ok((socket, _)) => open.push(socket),
+            Ok(ws) => open.push(ws),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
                 assert_eq!(resp.status().as_u16(), 429)
             }

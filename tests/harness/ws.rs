@@ -46,6 +46,18 @@ pub struct Ws {
 impl Ws {
     /// Connects to `/api/v1/ws` with `Authorization: Bearer TOKEN` (and `?after=` if given).
     pub async fn connect(base_url: &str, token: &str, after: Option<i64>) -> Ws {
+        Ws::try_connect(base_url, token, after)
+            .await
+            .expect("ws connect")
+    }
+
+    /// [`Ws::connect`], giving back a refused upgrade (`Error::Http` with the response)
+    /// instead of panicking.
+    pub async fn try_connect(
+        base_url: &str,
+        token: &str,
+        after: Option<i64>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
         let ws_url = base_url.replacen("http", "ws", 1);
         let url = match after {
             Some(a) => format!("{ws_url}/api/v1/ws?after={a}"),
@@ -61,9 +73,8 @@ impl Ws {
             tokio_tungstenite::connect_async(req),
         )
         .await
-        .expect("ws connect within 10 s")
-        .expect("ws connect");
-        Ws { stream }
+        .expect("ws connect within 10 s")?;
+        Ok(Ws { stream })
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {

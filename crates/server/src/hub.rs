@@ -254,14 +254,10 @@ impl Hub {
         let queue = Arc::new(Queue::new(self.capacity));
         {
             let mut conns = self.conns.write().unwrap_or_else(|e| e.into_inner());
-            let list = conns.entry(user).or_default();
-            if list.len() >= max {
-                if list.is_empty() {
-                    conns.remove(&user);
-                }
+            if conns.get(&user).map_or(0, Vec::len) >= max {
                 return None;
             }
-            list.push(Entry {
+            conns.entry(user).or_default().push(Entry {
                 id,
                 queue: queue.clone(),
             });
@@ -473,18 +469,25 @@ mod tests {
         assert!(!hub.is_online(1));
     }
 
+    /// Deliveries of frames `first`, `first + 1`, ... to the given users each.
+    fn batch(first: i64, users: impl IntoIterator<Item = Vec<UserId>>) -> Vec<Delivery> {
+        users
+            .into_iter()
+            .zip(first..)
+            .map(|(users, n)| Delivery {
+                users,
+                frame: frame(n),
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_batch_wakes_each_connection_once_and_keeps_order() {
         let hub = Hub::new(16);
         let a = hub.register(1);
         let b = hub.register(2);
-        let batch: Vec<Delivery> = (1..=5)
-            .map(|n| Delivery {
-                users: if n % 2 == 0 { vec![1, 2] } else { vec![1] },
-                frame: frame(n),
-            })
-            .collect();
-        hub.deliver_all(&batch);
+        let users = (1..=5).map(|n| if n % 2 == 0 { vec![1, 2] } else { vec![1] });
+        hub.deliver_all(&batch(1, users));
         a.queue.ready().await;
         assert_eq!(taken(&a), vec![1, 2, 3, 4, 5]);
         b.queue.ready().await;
@@ -500,15 +503,7 @@ mod tests {
         let a = hub.register(1);
         let b = hub.register(2);
         let users = [vec![1, 2], vec![1, 2], vec![2], vec![1, 2], vec![1, 2]];
-        let batch: Vec<Delivery> = users
-            .into_iter()
-            .zip(1..)
-            .map(|(users, n)| Delivery {
-                users,
-                frame: frame(n),
-            })
-            .collect();
-        hub.deliver_all(&batch);
+        hub.deliver_all(&batch(1, users));
         a.queue.ready().await;
         assert_eq!(taken(&a), vec![1, 2, 4, 5]);
         b.queue.ready().await;
@@ -521,12 +516,7 @@ mod tests {
         let a = hub.register(1);
         hub.deliver(&[1], &frame(1));
         hub.deliver(&[1], &frame(2));
-        let run: Vec<Delivery> = (3..=4)
-            .map(|n| Delivery {
-                users: vec![1],
-                frame: frame(n),
-            })
-            .collect();
+        let run = batch(3, [vec![1], vec![1]]);
         hub.deliver_all(&run);
         assert_eq!(a.queue.kicked(), None, "exactly full is not too full");
         hub.deliver_all(&run[..1]);

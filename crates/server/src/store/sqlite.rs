@@ -2010,41 +2010,49 @@ mod tests {
         );
     }
 
+    /// Runs `n` one-statement jobs at once, so that they share transactions; job `i`
+    /// runs `job(i, conn)`. Their results, in order.
+    async fn one_statement_jobs<F>(store: &SqliteStore, n: usize, job: F) -> Vec<StoreResult<()>>
+    where
+        F: Fn(usize, &Connection) -> rusqlite::Result<()> + Send + Sync + 'static,
+    {
+        let job = Arc::new(job);
+        futures_util::future::join_all((0..n).map(|i| {
+            let job = job.clone();
+            store.write_one_statement(move |conn, _, _| Ok(job(i, conn)?))
+        }))
+        .await
+    }
+
+    fn insert_user(conn: &Connection, name: &str) -> rusqlite::Result<()> {
+        conn.execute(
+            "INSERT INTO users (username, password_hash, created_at) VALUES (?1, 'h', 0)",
+            [name],
+        )
+        .map(|_| ())
+    }
+
+    async fn exists(store: &SqliteStore, name: &str) -> bool {
+        store.user_by_name(name).await.unwrap().is_some()
+    }
+
     #[tokio::test]
     async fn a_one_statement_job_whose_statement_fails_leaves_the_batch_whole() {
         let f = fixture();
         users(&f.store, &["taken"]).await;
-        // Queued together, so they share transactions; every third breaks the unique
-        // name and runs without a savepoint of its own.
-        let jobs = (0..30).map(|i| {
-            let store = f.store.clone();
+        // Every third breaks the unique name, without a savepoint of its own.
+        let results = one_statement_jobs(&f.store, 30, |i, conn| {
             let name = if i % 3 == 0 {
                 "taken".to_string()
             } else {
                 format!("u{i}")
             };
-            async move {
-                store
-                    .write_one_statement(move |conn, _, _| {
-                        Ok(conn.execute(
-                            "INSERT INTO users (username, password_hash, created_at) VALUES (?1, 'h', 0)",
-                            [&name],
-                        )?)
-                    })
-                    .await
-            }
-        });
-        let results = futures_util::future::join_all(jobs).await;
+            insert_user(conn, &name)
+        })
+        .await;
         assert_eq!(results.iter().filter(|r| r.is_err()).count(), 10);
         for i in (0..30).filter(|i| i % 3 != 0) {
-            assert!(
-                f.store
-                    .user_by_name(&format!("u{i}"))
-                    .await
-                    .unwrap()
-                    .is_some(),
-                "u{i} was stored"
-            );
+            assert!(exists(&f.store, &format!("u{i}")).await, "u{i} was stored");
         }
         // The writer goes on as before.
         users(&f.store, &["after"]).await;
@@ -2053,51 +2061,26 @@ mod tests {
     #[tokio::test]
     async fn when_a_batch_fails_every_job_in_it_hears_why() {
         let f = fixture();
-        // Queued together, so they share transactions. One of them ends the transaction
-        // under the writer's feet (as SQLite does on a full disk): every job of that batch
-        // fails with the batch's error, also those after it whose turn never came, and
-        // none is told the store shut down.
-        let jobs = (0..30).map(|i| {
-            let store = f.store.clone();
-            async move {
-                store
-                    .write_one_statement(move |conn, _, _| {
-                        if i == 10 {
-                            conn.execute_batch("ROLLBACK")?;
-                        } else {
-                            conn.execute(
-                                "INSERT INTO users (username, password_hash, created_at) VALUES (?1, 'h', 0)",
-                                [format!("u{i}")],
-                            )?;
-                        }
-                        Ok(())
-                    })
-                    .await
+        // One job ends the transaction under the writer's feet (as SQLite does on a full
+        // disk): every job of that batch fails with the batch's error, also those after
+        // it whose turn never came, and none is told the store shut down.
+        let results = one_statement_jobs(&f.store, 30, |i, conn| {
+            if i == 10 {
+                conn.execute_batch("ROLLBACK")
+            } else {
+                insert_user(conn, &format!("u{i}"))
             }
-        });
-        let results = futures_util::future::join_all(jobs).await;
+        })
+        .await;
         assert!(results[10].is_err());
         for (i, r) in results.iter().enumerate() {
+            let stored = exists(&f.store, &format!("u{i}")).await;
             match r {
-                Ok(()) => assert!(
-                    f.store
-                        .user_by_name(&format!("u{i}"))
-                        .await
-                        .unwrap()
-                        .is_some(),
-                    "u{i} was acknowledged, so it is stored"
-                ),
+                Ok(()) => assert!(stored, "u{i} was acknowledged, so it is stored"),
                 Err(e) => {
                     assert!(!matches!(e, StoreError::Closed), "job {i}: {e}");
                     assert!(e.to_string().contains("rolled back"), "job {i}: {e}");
-                    assert!(
-                        f.store
-                            .user_by_name(&format!("u{i}"))
-                            .await
-                            .unwrap()
-                            .is_none(),
-                        "u{i} failed, so it is not stored"
-                    );
+                    assert!(!stored, "u{i} failed, so it is not stored");
                 }
             }
         }

@@ -336,7 +336,8 @@ fn session(
 }
 
 /// Copies what was taken off the queue (emptying `out`) into the connection's buffer
-/// (see [`Conn::write`]); the caller flushes. The frames were framed once for all recipients: one copy each, no encoding.
+/// (see [`Conn::write`]); the caller flushes. The frames were framed once for all
+/// recipients: one copy each, no encoding.
 async fn write_batch(
     sink: &mut Socket,
     out: &mut Vec<Outbound>,

@@ -48,13 +48,16 @@ pub struct Conn {
 pub const WRITE_BUFFER: usize = 64 * 1024;
 
 impl Conn {
-    /// Makes room for `bytes` more, so that a batch of frames is copied in without the
-    /// buffer growing (and copying itself) on the way.
-    /// Never past [`WRITE_BUFFER`] (plus what is already there), so the capacity stays
-    /// bounded by what one batch brings.
+    /// Makes room for `bytes` more (never past [`WRITE_BUFFER`] waiting), so that a batch
+    /// of frames is copied in without the buffer growing and copying itself on the way.
     pub fn reserve(&mut self, bytes: usize) {
-        let room = WRITE_BUFFER.saturating_sub(self.out.len() - self.written);
+        let room = WRITE_BUFFER.saturating_sub(self.pending());
         self.out.reserve_exact(bytes.min(room));
+    }
+
+    /// Bytes buffered and not yet written.
+    fn pending(&self) -> usize {
+        self.out.len() - self.written
     }
 
     /// Buffers a whole frame (an [`Outbound`](crate::hub::Outbound)'s bytes); it goes out
@@ -71,7 +74,7 @@ impl Conn {
     }
 
     async fn drain_if_full(&mut self) -> io::Result<()> {
-        if self.out.len() - self.written >= WRITE_BUFFER {
+        if self.pending() >= WRITE_BUFFER {
             std::future::poll_fn(|cx| self.poll_drain(cx)).await?;
         }
         Ok(())

@@ -134,15 +134,21 @@ mod tests {
     use super::*;
 
     /// A WAL database with one row, and its reader pool.
-    fn fixture() -> (tempfile::TempDir, PathBuf, Arc<Readers>) {
+    fn fixture() -> (tempfile::TempDir, Arc<Readers>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         conn.execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (7);")
             .unwrap();
-        let readers = Readers::new(&path, 2);
-        (dir, path, readers)
+        (dir, Readers::new(&path, 2))
+    }
+
+    /// [`fixture`] with one connection already open (the first read opens it).
+    async fn warm() -> (tempfile::TempDir, Arc<Readers>) {
+        let (dir, readers) = fixture();
+        readers.read_now(value_and_thread).await.unwrap();
+        (dir, readers)
     }
 
     fn value_and_thread(conn: &Connection) -> StoreResult<(i64, std::thread::ThreadId)> {
@@ -152,7 +158,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_small_read_runs_on_the_calling_thread_once_a_connection_is_open() {
-        let (_dir, _path, readers) = fixture();
+        let (_dir, readers) = fixture();
         let here = std::thread::current().id();
         // No connection is open yet: the first read opens one on a blocking thread.
         let (v, first) = readers.read_now(value_and_thread).await.unwrap();
@@ -167,9 +173,8 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_small_read_that_fails_on_the_spot_runs_again_off_the_runtime() {
-        let (_dir, _path, readers) = fixture();
+        let (_dir, readers) = warm().await;
         let here = std::thread::current().id();
-        readers.read_now(value_and_thread).await.unwrap();
         // As a read that meets a lock would: it fails at once (busy timeout 0) where it
         // may not wait, and waits on a blocking thread.
         let (v, thread) = readers
@@ -189,9 +194,8 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_small_read_waits_its_turn_when_every_connection_is_busy() {
-        let (_dir, _path, readers) = fixture();
+        let (_dir, readers) = warm().await;
         let here = std::thread::current().id();
-        readers.read_now(value_and_thread).await.unwrap();
         let held = readers.permits.clone().acquire_many_owned(2).await.unwrap();
         let read = tokio::spawn({
             let readers = readers.clone();
@@ -207,8 +211,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_small_read_that_panics_fails_with_an_error_and_the_pool_goes_on() {
-        let (_dir, _path, readers) = fixture();
-        readers.read_now(value_and_thread).await.unwrap();
+        let (_dir, readers) = warm().await;
         let err = readers
             .read_now(|_| -> StoreResult<()> { panic!("a bug in a read") })
             .await
@@ -220,7 +223,7 @@ mod tests {
 
     #[tokio::test]
     async fn read_connections_cannot_write() {
-        let (_dir, _path, readers) = fixture();
+        let (_dir, readers) = fixture();
         let err = readers
             .read(|conn| Ok(conn.execute("DELETE FROM t", [])?))
             .await
