@@ -8,7 +8,7 @@
 #   scripts/bench-ab.sh /tmp/natterd-before target/release/natterd
 #
 # Knobs (environment): ROUNDS (2), WORKLOADS ("w1 w2 w2r": w1/w2 = workloads 1 and 2
-# closed loop, w1r/w2r = the same at a fixed rate), DURATION (8 s), DURABILITY (full),
+# closed loop, w1r/w2r = the same at a fixed rate, w1k = a room of 1,000 fed 100 msg/s), DURATION (8 s), DURABILITY (full),
 # SERVER_CPU (1), DRIVER_CPU (0), PORT (27700). Results are printed and appended as JSON
 # lines to target/bench-ab.jsonl (labels A and B).
 set -euo pipefail
@@ -82,6 +82,7 @@ for round in $(seq "$ROUNDS"); do
             w1r) args=(fanout --mode rate --rate 100) ;;
             w2) args=(rooms --mode closed) ;;
             w2r) args=(rooms --mode rate --rate 20) ;;
+            w1k) args=(fanout --members 1000 --senders 1 --rate 100) ;;
             *)
                 echo "unknown workload $w" >&2
                 exit 2

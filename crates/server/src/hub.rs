@@ -5,15 +5,22 @@
 //! connection's queue is full the connection is kicked (closed with a reason telling the
 //! client to resume), never buffered without bound and never silently skipped.
 //!
+//! A connection whose task is waiting with nothing to write is written to straight away by
+//! whoever delivers to it (see [`Queue`]): a busy room's message then costs each idle
+//! recipient one `send`, not a task wake-up and a pass through its session loop as well.
+//!
 //! [`Bus`] is the seam for running several nodes: the local implementation hands frames
 //! straight to this node's hub; a NATS-backed one would publish them to every node.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use natter_protocol::{MessageId, UserId};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -72,13 +79,22 @@ pub const KICK_SLOW: u8 = 0;
 /// The account was disabled (or its sessions revoked) by an admin.
 pub const KICK_DISABLED: u8 = 1;
 
-/// One connection's bounded outbound queue.
+/// One connection's bounded outbound queue, and the way to its socket.
 ///
 /// Producers push under a short lock and wake the connection only when the queue goes
 /// from "nothing to do" to "something to do": a fan-out pass that queues many frames for
 /// one connection wakes it once, and it then writes them all with one flush. An idle
 /// queue allocates nothing (a tokio mpsc channel allocates its first block of slots up
 /// front, ~1.3 KiB per connection at our frame size).
+///
+/// **Direct writes.** Once the connection's task has [attached](Queue::attach) its socket
+/// and [released](Queue::release) it (it has nothing buffered, nothing queued and no
+/// client frame being answered), a producer writes its frames to the socket itself, under
+/// this queue's lock, and wakes nobody. What the socket does not take (it is full, or
+/// gone) is queued as usual, the rest of a partly written frame first, and the task is
+/// woken to write it. Every write by the task is preceded by a [claim](Queue::claim) and
+/// any queueing ends direct writes too, so the bytes of the task and of the producers never
+/// interleave and frames keep their order until the task releases the socket again.
 pub struct Queue {
     state: Mutex<QueueState>,
     ready: Notify,
@@ -90,6 +106,93 @@ struct QueueState {
     /// The consumer was notified and has not taken everything since: no need to again.
     woken: bool,
     kicked: Option<u8>,
+    /// The first of `frames` is the rest of a frame a direct write sent only part of: it
+    /// must reach the socket whatever happens (a kick keeps it).
+    partial_front: bool,
+    /// Producers may write to `direct` themselves (see [`Queue`]).
+    idle: bool,
+    direct: Option<Direct>,
+}
+
+/// A connection's socket, for writes by producers.
+struct Direct {
+    socket: Arc<TcpStream>,
+    /// The replay sent every message up to this id: live copies of them are dropped.
+    replayed: MessageId,
+}
+
+/// Runs `op` (a read or write of up to `want` bytes) on `socket` if tokio has seen it
+/// ready. A result short of `want` means the socket has no more for now: its readiness is
+/// cleared then, as tokio's own `AsyncRead` and `AsyncWrite` do, which saves the call that
+/// would only say "would block" (`try_read` and `try_write` make that call).
+pub(crate) fn try_io_short(
+    socket: &TcpStream,
+    interest: Interest,
+    want: usize,
+    op: impl FnOnce(&socket2::Socket) -> std::io::Result<usize>,
+) -> std::io::Result<usize> {
+    let mut done = 0;
+    let result = socket.try_io(interest, || {
+        done = op(&socket2::SockRef::from(socket))?;
+        if done > 0 && done < want {
+            Err(std::io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(done)
+        }
+    });
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && done > 0 => Ok(done),
+        other => other,
+    }
+}
+
+/// Frames handed to one direct write at most (one `writev`); the rest are queued.
+const MAX_DIRECT_FRAMES: usize = 64;
+
+impl Direct {
+    fn wanted(&self, frame: &Outbound) -> bool {
+        frame.message_id == 0 || frame.message_id > self.replayed
+    }
+
+    /// Writes as much of `run` as the socket takes now, without waiting. Returns how many
+    /// frames of `run` are done (written whole, or not wanted) and how many bytes of the
+    /// next one were written.
+    fn write(&self, run: &[&Outbound]) -> (usize, usize) {
+        let mut slices = [IoSlice::new(&[]); MAX_DIRECT_FRAMES];
+        let mut count = 0;
+        let mut covered = 0;
+        for frame in run {
+            if count == MAX_DIRECT_FRAMES {
+                break;
+            }
+            if self.wanted(frame) {
+                slices[count] = IoSlice::new(&frame.frame);
+                count += 1;
+            }
+            covered += 1;
+        }
+        let slices = &slices[..count];
+        let want = slices.iter().map(|s| s.len()).sum();
+        let mut written = match count {
+            0 => 0,
+            // A full or broken socket takes nothing; the task finds out which it was.
+            _ => try_io_short(&self.socket, Interest::WRITABLE, want, |s| {
+                s.send_vectored(slices)
+            })
+            .unwrap_or(0),
+        };
+        let mut done = 0;
+        for frame in &run[..covered] {
+            if self.wanted(frame) {
+                if written < frame.frame.len() {
+                    return (done, written);
+                }
+                written -= frame.frame.len();
+            }
+            done += 1;
+        }
+        (done, 0)
+    }
 }
 
 /// The queue was full: the connection is too slow and must go.
@@ -102,6 +205,9 @@ impl Queue {
                 frames: VecDeque::new(),
                 woken: false,
                 kicked: None,
+                partial_front: false,
+                idle: false,
+                direct: None,
             }),
             ready: Notify::new(),
             capacity,
@@ -112,19 +218,38 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues the frames of `run` in order under one lock, waking the consumer if it was
-    /// not already.
+    /// Writes the frames of `run` to the socket if the connection's task released it (see
+    /// [`Queue`]), and queues in order under one lock what is left, waking the consumer if
+    /// it was not already.
     fn push(&self, run: &[&Outbound]) -> Result<(), Full> {
         let wake = {
             let mut st = self.lock();
             if st.kicked.is_some() {
                 return Ok(());
             }
-            if st.frames.len() + run.len() > self.capacity {
+            let mut rest = run;
+            if let (true, Some(direct)) = (st.idle && st.frames.is_empty(), &st.direct) {
+                let (done, part) = direct.write(run);
+                rest = &run[done..];
+                if rest.is_empty() {
+                    return Ok(());
+                }
+                if part > 0 {
+                    st.frames.push_back(Outbound {
+                        frame: rest[0].frame.slice(part..),
+                        message_id: 0,
+                    });
+                    st.partial_front = true;
+                    rest = &rest[1..];
+                }
+            }
+            // From here until the task releases the socket again, it writes everything.
+            st.idle = false;
+            if st.frames.len() + rest.len() > self.capacity {
                 return Err(Full);
             }
-            st.frames.extend(run.iter().map(|&f| f.clone()));
-            !std::mem::replace(&mut st.woken, true)
+            st.frames.extend(rest.iter().map(|&f| f.clone()));
+            !st.frames.is_empty() && !std::mem::replace(&mut st.woken, true)
         };
         if wake {
             self.ready.notify_one();
@@ -132,17 +257,51 @@ impl Queue {
         Ok(())
     }
 
-    /// Closes the queue for good: what it holds is dropped and the connection is woken
-    /// to say goodbye. An account being disabled outranks being slow.
+    /// Closes the queue for good: what it holds is dropped (but for the rest of a partly
+    /// written frame) and the connection is woken to say goodbye. An account being
+    /// disabled outranks being slow.
     fn kick(&self, reason: u8) {
         {
             let mut st = self.lock();
             if st.kicked.is_none() || reason == KICK_DISABLED {
                 st.kicked = Some(reason);
             }
-            st.frames = VecDeque::new();
+            if st.partial_front {
+                st.frames.truncate(1);
+            } else {
+                st.frames = VecDeque::new();
+            }
+            st.idle = false;
         }
         self.ready.notify_one();
+    }
+
+    /// Lets producers write to `socket` once the task [releases](Queue::release) it;
+    /// message frames up to `replayed` are dropped as [`Queue::take`]'s caller drops them.
+    pub fn attach(&self, socket: Arc<TcpStream>, replayed: MessageId) {
+        let mut st = self.lock();
+        st.direct = Some(Direct { socket, replayed });
+        st.idle = false;
+    }
+
+    /// The task is about to write: producers queue from now on (see [`Queue`]). Waits
+    /// for a direct write in progress to finish.
+    pub fn claim(&self) {
+        self.lock().idle = false;
+    }
+
+    /// The task has written everything and waits: producers may write to the socket
+    /// themselves, unless frames wait to be taken.
+    pub fn release(&self) {
+        let mut st = self.lock();
+        st.idle = st.direct.is_some() && st.frames.is_empty() && st.kicked.is_none();
+    }
+
+    /// Lets go of the socket: producers write nothing more to it.
+    fn detach(&self) {
+        let mut st = self.lock();
+        st.direct = None;
+        st.idle = false;
     }
 
     /// Resolves when there may be frames to take or the connection was kicked.
@@ -162,6 +321,7 @@ impl Queue {
                 let Some(f) = st.frames.pop_front() else {
                     break;
                 };
+                st.partial_front = false;
                 bytes += f.frame.len();
                 out.push(f);
             }
@@ -207,6 +367,14 @@ struct Entry {
     queue: Arc<Queue>,
 }
 
+/// A connection to deliver a run of frames to, looked up under the hub's lock.
+struct Target {
+    run: usize,
+    user: UserId,
+    id: u64,
+    queue: Arc<Queue>,
+}
+
 pub struct Hub {
     conns: RwLock<Connections>,
     next_id: AtomicU64,
@@ -228,6 +396,7 @@ pub struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.hub.unregister(self.user, self.id);
+        self.queue.detach();
     }
 }
 
@@ -283,55 +452,74 @@ impl Hub {
     /// Queues `frame` for every connection of every user in `users`. Connections whose
     /// queue is full are kicked and dropped from the hub.
     pub fn deliver(&self, users: &[UserId], frame: &Outbound) {
-        let mut slow = Vec::new();
+        let mut targets = Vec::new();
         {
             let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-            Self::queue_for(&conns, users, &[frame], &mut slow);
+            Self::targets(&conns, users, 0, &mut targets);
         }
-        self.drop_slow(slow);
+        self.push_all(&targets, |_| vec![frame]);
     }
 
     /// [`Hub::deliver`] for many frames, in order, in one pass: each connection is woken
     /// at most once for all of them (and then writes them with one flush). A run of
     /// frames for the same users (a busy room's messages of one commit) is queued with one
     /// lookup and one lock per connection, not one per frame.
+    ///
+    /// The connections are looked up first and written to after: the hub's lock is not
+    /// held while frames go to sockets (see [`Queue`]), which keeps registering and
+    /// unregistering connections from waiting for a whole fan-out.
     pub fn deliver_all(&self, batch: &[Delivery]) {
-        let mut slow = Vec::new();
+        let mut runs = Vec::new();
+        let mut targets = Vec::new();
         {
             let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-            let mut rest = batch;
-            let mut run = Vec::new();
-            while let Some(first) = rest.first() {
-                let len = rest
+            let mut start = 0;
+            while let Some(first) = batch.get(start) {
+                let len = batch[start..]
                     .iter()
                     .position(|d| d.users != first.users)
-                    .unwrap_or(rest.len());
-                run.clear();
-                run.extend(rest[..len].iter().map(|d| &d.frame));
-                Self::queue_for(&conns, &first.users, &run, &mut slow);
-                rest = &rest[len..];
+                    .unwrap_or(batch.len() - start);
+                Self::targets(&conns, &first.users, runs.len(), &mut targets);
+                runs.push(start..start + len);
+                start += len;
+            }
+        }
+        self.push_all(&targets, |r| {
+            batch[runs[r].clone()].iter().map(|d| &d.frame).collect()
+        });
+    }
+
+    /// Every connection of `users`, for run number `run`.
+    fn targets(conns: &Connections, users: &[UserId], run: usize, out: &mut Vec<Target>) {
+        for user in users {
+            for entry in conns.get(user).into_iter().flatten() {
+                out.push(Target {
+                    run,
+                    user: *user,
+                    id: entry.id,
+                    queue: entry.queue.clone(),
+                });
+            }
+        }
+    }
+
+    /// Pushes to each target the frames of its run (`frames` makes them, once per run).
+    /// Targets come grouped by run, in order.
+    fn push_all<'a>(&self, targets: &[Target], frames: impl Fn(usize) -> Vec<&'a Outbound>) {
+        let mut slow = Vec::new();
+        let mut current = None;
+        let mut run = Vec::new();
+        for t in targets {
+            if current != Some(t.run) {
+                run = frames(t.run);
+                current = Some(t.run);
+            }
+            if t.queue.push(&run).is_err() {
+                t.queue.kick(KICK_SLOW);
+                slow.push((t.user, t.id));
             }
         }
         self.drop_slow(slow);
-    }
-
-    fn queue_for(
-        conns: &Connections,
-        users: &[UserId],
-        run: &[&Outbound],
-        slow: &mut Vec<(UserId, u64)>,
-    ) {
-        for user in users {
-            let Some(list) = conns.get(user) else {
-                continue;
-            };
-            for entry in list {
-                if entry.queue.push(run).is_err() {
-                    entry.queue.kick(KICK_SLOW);
-                    slow.push((*user, entry.id));
-                }
-            }
-        }
     }
 
     fn drop_slow(&self, slow: Vec<(UserId, u64)>) {
@@ -554,5 +742,167 @@ mod tests {
         hub.disconnect_user(1);
         assert_eq!(b.queue.kicked(), Some(KICK_DISABLED));
         assert_eq!(hub.connection_count(), 0);
+    }
+
+    /// A connected pair on loopback: the server's end (for a queue) and the client's.
+    async fn socket_pair() -> (Arc<TcpStream>, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (Arc::new(accepted.unwrap().0), client.unwrap())
+    }
+
+    /// Reads exactly `len` bytes (or fails after a generous bound).
+    async fn read_exactly(client: &mut TcpStream, len: usize) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0; len];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.read_exact(&mut buf),
+        )
+        .await
+        .expect("the bytes arrive")
+        .unwrap();
+        buf
+    }
+
+    fn bytes_of(frames: &[Outbound]) -> Vec<u8> {
+        frames
+            .iter()
+            .flat_map(|f| f.frame.iter().copied())
+            .collect()
+    }
+
+    /// Whether the queue wakes its task within a short while.
+    async fn wakes(reg: &Registration) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(20), reg.queue.ready())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_released_socket_is_written_to_directly_and_nobody_is_woken() {
+        let hub = Hub::new(16);
+        let a = hub.register(1);
+        let (server, mut client) = socket_pair().await;
+        a.queue.attach(server, 0);
+        a.queue.release();
+        let batch = batch(1, [vec![1], vec![1], vec![1]]);
+        hub.deliver_all(&batch);
+        let frames: Vec<Outbound> = batch.iter().map(|d| d.frame.clone()).collect();
+        assert_eq!(
+            read_exactly(&mut client, bytes_of(&frames).len()).await,
+            bytes_of(&frames)
+        );
+        assert!(a.queue.is_empty());
+        assert!(!wakes(&a).await, "a direct write wakes nobody");
+        // Still released: the next delivery goes straight out as well.
+        hub.deliver(&[1], &frame(4));
+        assert_eq!(
+            read_exactly(&mut client, frame(4).frame.len()).await,
+            &frame(4).frame[..]
+        );
+        assert!(!wakes(&a).await);
+    }
+
+    #[tokio::test]
+    async fn until_released_and_after_a_claim_frames_are_queued() {
+        let hub = Hub::new(16);
+        let a = hub.register(1);
+        let (server, _client) = socket_pair().await;
+        a.queue.attach(server, 0);
+        hub.deliver(&[1], &frame(1));
+        assert!(wakes(&a).await);
+        assert_eq!(taken(&a), vec![1]);
+        a.queue.release();
+        a.queue.claim();
+        hub.deliver(&[1], &frame(2));
+        assert!(wakes(&a).await);
+        assert_eq!(taken(&a), vec![2]);
+        // Queueing ends direct writes too, until the task releases the socket again.
+        hub.deliver(&[1], &frame(3));
+        assert!(wakes(&a).await);
+        assert_eq!(taken(&a), vec![3]);
+    }
+
+    #[tokio::test]
+    async fn frames_the_replay_already_sent_are_not_written_again() {
+        let hub = Hub::new(16);
+        let a = hub.register(1);
+        let (server, mut client) = socket_pair().await;
+        a.queue.attach(server, 5);
+        a.queue.release();
+        let presence = Outbound::text("presence", 0);
+        for f in [frame(4), frame(5), presence.clone(), frame(6)] {
+            hub.deliver(&[1], &f);
+        }
+        let want = bytes_of(&[presence, frame(6)]);
+        assert_eq!(read_exactly(&mut client, want.len()).await, want);
+        assert!(!wakes(&a).await);
+    }
+
+    /// A released connection of user 1 whose socket (nobody reads it) took only part of a
+    /// frame: large frames are delivered until one is. A socket that happens to fill up
+    /// at a frame's end takes nothing of the next one, so a new connection is tried then.
+    async fn partly_written(hub: &Arc<Hub>) -> (Registration, TcpStream, Vec<Outbound>) {
+        for _ in 0..20 {
+            let a = hub.register(1);
+            let (server, client) = socket_pair().await;
+            a.queue.attach(server, 0);
+            a.queue.release();
+            let mut sent = Vec::new();
+            while a.queue.is_empty() {
+                let n = sent.len() as i64 + 1;
+                let f = Outbound::text(&format!("{n}{}", "x".repeat(100_000)), n);
+                hub.deliver(&[1], &f);
+                sent.push(f);
+            }
+            let partial = {
+                let st = a.queue.lock();
+                st.partial_front && st.frames[0].message_id == 0
+            };
+            if partial {
+                return (a, client, sent);
+            }
+        }
+        panic!("no socket took part of a frame in 20 tries");
+    }
+
+    #[tokio::test]
+    async fn what_a_full_socket_does_not_take_is_queued_the_rest_of_a_frame_first() {
+        let hub = Hub::new(1_000);
+        let (a, mut client, mut sent) = partly_written(&hub).await;
+        let more = frame(1_000);
+        hub.deliver(&[1], &more);
+        sent.push(more);
+        assert!(wakes(&a).await);
+        let mut out = Vec::new();
+        a.queue.take(&mut out, usize::MAX, usize::MAX);
+        assert_eq!(
+            out.len(),
+            2,
+            "the rest of a frame, then the frame queued after it"
+        );
+        assert_eq!(out[1].message_id, 1_000);
+        // What the socket took and what was queued make up every frame, whole and in order.
+        let all = bytes_of(&sent);
+        let queued = bytes_of(&out);
+        let direct = read_exactly(&mut client, all.len() - queued.len()).await;
+        assert_eq!([direct, queued].concat(), all);
+    }
+
+    #[tokio::test]
+    async fn a_kick_keeps_the_rest_of_a_partly_written_frame() {
+        let hub = Hub::new(2);
+        let (a, _client, _) = partly_written(&hub).await;
+        for _ in 0..3 {
+            hub.deliver(&[1], &frame(99));
+        }
+        assert_eq!(a.queue.kicked(), Some(KICK_SLOW));
+        assert_eq!(
+            taken(&a),
+            vec![0],
+            "only the rest of the frame begun is left"
+        );
     }
 }

@@ -100,7 +100,8 @@ async fn upgrade(
         // outgoing bytes (see `wsconn`).
         .write_buffer_size(0)
         .max_write_buffer_size(limit + WRITE_BUFFER);
-    ws.on_upgrade(config, move |socket| {
+    let queue = reg.queue.clone();
+    ws.on_upgrade(config, queue, move |socket| {
         tracker.track_future(session(s, reg, auth.principal, q.after, socket))
     })
 }
@@ -207,21 +208,33 @@ fn session(
         // nothing else is ready, so answers and deliveries that are ready together (an ack
         // and the deliveries of the same commit) leave in one write.
         let mut unflushed = false;
+        // From here the hub writes deliveries to a plain TCP socket itself whenever this
+        // task has nothing to write (see `Queue`).
+        if let Some(tcp) = socket.get_ref().tcp() {
+            reg.queue.attach(tcp, replayed);
+        }
         let goodbye = loop {
-            match reg.queue.kicked() {
-                Some(crate::hub::KICK_DISABLED) => {
-                    break Some(close(
-                        CLOSE_ACCOUNT_DISABLED,
-                        "account disabled by an admin",
-                    ));
+            if let Some(reason) = reg.queue.kicked() {
+                // What a kicked queue still holds is the rest of a frame the hub had begun
+                // writing: it goes out before the close frame.
+                reg.queue.take(&mut out, MAX_COALESCE, MAX_COALESCE_BYTES);
+                if write_batch(&mut socket, &mut out, replayed).await.is_err() {
+                    break None;
                 }
-                Some(_) => {
-                    break Some(close(
+                break Some(match reason {
+                    crate::hub::KICK_DISABLED => {
+                        close(CLOSE_ACCOUNT_DISABLED, "account disabled by an admin")
+                    }
+                    _ => close(
                         CLOSE_SLOW_CONSUMER,
                         "slow consumer: reconnect with your cursor",
-                    ));
-                }
-                None => {}
+                    ),
+                });
+            }
+            if handling.is_none() && held.is_none() && !unflushed {
+                // Everything is written and nothing is being answered: until this task
+                // is woken, the hub may write deliveries to the socket itself.
+                socket.get_mut().release();
             }
             // Biased, in this order: answers before deliveries (an ack goes out before the
             // echo of its message when both are ready), the client's frames before more

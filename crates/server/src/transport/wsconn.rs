@@ -12,33 +12,60 @@
 //! deliveries (or one large frame) keeps nothing of it when it goes idle. (tungstenite's
 //! own write buffer keeps the capacity of the largest burst for the life of the
 //! connection: ~1 KiB per idle connection once presence frames had reached it.)
+//!
+//! On a plain TCP connection the socket is shared with the connection's hub queue, which
+//! writes deliveries to it straight away while this side has nothing to write (see
+//! [`Queue`]). So every write here first [claims](Queue::claim) the socket, and
+//! [`Conn::release`] hands it back once everything is written.
 
-use std::io;
+use std::io::{self, Read};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
+use bytes::{Buf, Bytes};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, StatusCode};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use natter_protocol::ErrorCode;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::ApiError;
+use crate::hub::{Queue, try_io_short};
 
 /// The upgraded socket with its outgoing bytes buffered (see the module docs).
 pub struct Conn {
-    io: TokioIo<Upgraded>,
+    io: Io,
     out: Vec<u8>,
     /// How much of `out` the socket already took.
     written: usize,
+    /// The connection's hub queue, which may write to a plain TCP socket itself.
+    queue: Arc<Queue>,
 }
+
+enum Io {
+    /// A plain TCP connection, shared with the hub queue.
+    Tcp {
+        socket: Arc<TcpStream>,
+        /// Bytes read from the socket and not yet handed to tungstenite: at first what
+        /// the HTTP server had read after the upgrade request.
+        unread: Bytes,
+    },
+    /// Any other connection (TLS): only this side writes to it.
+    Other(TokioIo<Upgraded>),
+}
+
+/// Bytes read from a TCP socket at most at once, into a buffer on the stack (see
+/// [`Conn`]'s `AsyncRead`): a pipelining client's frames in one call.
+const READ_CHUNK: usize = 4096;
 
 /// Frames go to the socket once this many bytes are buffered (and at a flush), so a burst
 /// becomes few writes and the buffer stays bounded. As large as what one wake-up takes off
@@ -48,6 +75,50 @@ pub struct Conn {
 pub const WRITE_BUFFER: usize = 64 * 1024;
 
 impl Conn {
+    fn new(upgraded: Upgraded, queue: Arc<Queue>) -> Conn {
+        let io =
+            match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded)
+            {
+                Ok(parts) => Io::Tcp {
+                    socket: Arc::new(parts.io.into_inner()),
+                    // A copy: what is given is a view of the HTTP server's read buffer
+                    // (8 KiB or more), not to be kept for the life of the connection.
+                    unread: Bytes::copy_from_slice(&parts.read_buf),
+                },
+                Err(upgraded) => Io::Other(TokioIo::new(upgraded)),
+            };
+        Conn {
+            io,
+            out: Vec::new(),
+            written: 0,
+            queue,
+        }
+    }
+
+    /// The plain TCP socket, for the hub queue to write to (see the module docs).
+    pub fn tcp(&self) -> Option<Arc<TcpStream>> {
+        match &self.io {
+            Io::Tcp { socket, .. } => Some(socket.clone()),
+            Io::Other(_) => None,
+        }
+    }
+
+    /// Lets the hub queue write to the socket again if everything here is written: the
+    /// caller has nothing more to write until it is woken.
+    pub fn release(&mut self) {
+        if self.pending() == 0 && matches!(self.io, Io::Tcp { .. }) {
+            self.queue.release();
+        }
+    }
+
+    /// Called before bytes are buffered: the first bytes after a flush claim the socket
+    /// back from the hub queue, so that nothing it writes can come between them.
+    fn claim(&self) {
+        if self.out.is_empty() && matches!(self.io, Io::Tcp { .. }) {
+            self.queue.claim();
+        }
+    }
+
     /// Makes room for `bytes` more (never past [`WRITE_BUFFER`] waiting), so that a batch
     /// of frames is copied in without the buffer growing and copying itself on the way.
     pub fn reserve(&mut self, bytes: usize) {
@@ -63,12 +134,14 @@ impl Conn {
     /// Buffers a whole frame (an [`Outbound`](crate::hub::Outbound)'s bytes); it goes out
     /// with the next flush, or now if [`WRITE_BUFFER`] bytes wait.
     pub async fn write(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.claim();
         self.out.extend_from_slice(frame);
         self.drain_if_full().await
     }
 
     /// Buffers `payload` as a text frame, as [`Conn::write`] does.
     pub async fn write_text(&mut self, payload: &str) -> io::Result<()> {
+        self.claim();
         crate::hub::push_text_frame(&mut self.out, payload.as_bytes());
         self.drain_if_full().await
     }
@@ -82,7 +155,20 @@ impl Conn {
 
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.written < self.out.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]))?;
+            let buf = &self.out[self.written..];
+            let n = match &mut self.io {
+                Io::Tcp { socket, .. } => {
+                    match try_io_short(socket, Interest::WRITABLE, buf.len(), |s| s.send(buf)) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            ready!(socket.poll_write_ready(cx))?;
+                            continue;
+                        }
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+                Io::Other(io) => ready!(Pin::new(io).poll_write(cx, buf))?,
+            };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -101,7 +187,42 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        match &mut self.get_mut().io {
+            Io::Tcp { socket, unread } => {
+                if !unread.is_empty() {
+                    let n = unread.len().min(buf.remaining());
+                    buf.put_slice(&unread[..n]);
+                    unread.advance(n);
+                    if unread.is_empty() {
+                        // Let go of the allocation (an empty view still holds it).
+                        *unread = Bytes::new();
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                // tungstenite asks for what its small buffer has room for (often a frame's
+                // header, then its payload: two calls per frame); one call takes what the
+                // socket has, and the rest waits in `unread` (allocated only then).
+                let mut chunk = [0; READ_CHUNK];
+                loop {
+                    ready!(socket.poll_read_ready(cx))?;
+                    match try_io_short(socket, Interest::READABLE, READ_CHUNK, |mut s| {
+                        s.read(&mut chunk)
+                    }) {
+                        Ok(n) => {
+                            let given = n.min(buf.remaining());
+                            buf.put_slice(&chunk[..given]);
+                            if given < n {
+                                *unread = Bytes::copy_from_slice(&chunk[given..n]);
+                            }
+                            return Poll::Ready(Ok(()));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+            }
+            Io::Other(io) => Pin::new(io).poll_read(cx, buf),
+        }
     }
 }
 
@@ -113,20 +234,34 @@ impl AsyncWrite for Conn {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().out.extend_from_slice(buf);
+        let this = self.get_mut();
+        this.claim();
+        this.out.extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.io).poll_flush(cx)
+        match &mut this.io {
+            // A TCP socket has nothing more to flush than what `poll_drain` wrote.
+            Io::Tcp { .. } => Poll::Ready(Ok(())),
+            Io::Other(io) => Pin::new(io).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.io).poll_shutdown(cx)
+        match &mut this.io {
+            Io::Tcp { socket, .. } => {
+                // Only the write side, as `TcpStream::poll_shutdown` does; the hub queue
+                // holds the socket too, so it cannot be taken by value.
+                this.queue.claim();
+                Poll::Ready(socket2::SockRef::from(&**socket).shutdown(std::net::Shutdown::Write))
+            }
+            Io::Other(io) => Pin::new(io).poll_shutdown(cx),
+        }
     }
 }
 
@@ -185,7 +320,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Handshake {
 
 impl Handshake {
     /// Answers 101 and runs `session` on the connection once the client has switched.
-    pub fn on_upgrade<F, Fut>(self, config: WebSocketConfig, session: F) -> Response
+    pub fn on_upgrade<F, Fut>(
+        self,
+        config: WebSocketConfig,
+        queue: Arc<Queue>,
+        session: F,
+    ) -> Response
     where
         F: FnOnce(WebSocketStream<Conn>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -199,11 +339,7 @@ impl Handshake {
                     return;
                 }
             };
-            let conn = Conn {
-                io: TokioIo::new(upgraded),
-                out: Vec::new(),
-                written: 0,
-            };
+            let conn = Conn::new(upgraded, queue);
             let socket = WebSocketStream::from_raw_socket(conn, Role::Server, Some(config)).await;
             // A task of its own: this one's state (the upgrade, the configuration, the
             // closure) is not carried for the whole life of the connection.
