@@ -258,6 +258,52 @@ async fn pongs_and_deliveries_share_the_socket_without_tearing_frames() {
     assert_eq!(texts, (0..200).map(|i| format!("m{i}")).collect::<Vec<_>>());
 }
 
+/// A connection that stops reading while large deliveries are written straight to its
+/// socket: the socket takes part of a frame and the rest is queued. Once the client reads
+/// again, every frame arrives whole and in order, and so does the pong to a ping it sent
+/// meanwhile. (That the rest of a frame goes out before anything else the connection's task
+/// writes is checked in the hub's unit tests: here the window is too small to hit.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_begun_on_a_full_socket_arrive_whole_and_in_order_with_a_pong() {
+    use tokio_tungstenite::tungstenite::Message;
+    const N: usize = 400;
+    const SIZE: usize = 16_000;
+    let server = Server::start_with(&[("NATTERD_SEND_BURST", "100000")]);
+    let url = server.url();
+    let alice = Api::register(&url, "alice", PASSWORD).await;
+    let bob = Api::register(&url, "bob", PASSWORD).await;
+    let conv = alice.direct("bob").await;
+    let mut ws = Ws::connect(&url, &bob.token, None).await;
+    ws.expect(T, |f| f["type"] == "hello").await;
+    // bob reads nothing while ~6 MB are sent to him, more than loopback buffers take at
+    // once here: the server's writes stop part-way through a frame.
+    for i in 0..N {
+        let text = format!("{i:05} {}", "f".repeat(SIZE - 6));
+        alice.send(conv, &format!("full-{i}"), &text).await;
+    }
+    ws.ping(b"meanwhile").await;
+    let (mut pong, mut got) = (false, 0);
+    while !pong || got < N {
+        match ws.next_raw(Duration::from_secs(30)).await {
+            Some(Message::Pong(p)) => {
+                assert_eq!(&p[..], b"meanwhile");
+                pong = true;
+            }
+            Some(Message::Text(t)) => {
+                let f: Value = serde_json::from_str(t.as_str()).expect("a whole JSON frame");
+                if f["type"] == "message" {
+                    let text = f["message"]["text"].as_str().unwrap();
+                    assert_eq!(&text[..5], format!("{got:05}"), "in order, whole");
+                    assert_eq!(text.len(), SIZE);
+                    got += 1;
+                }
+            }
+            Some(_) => {}
+            None => panic!("stalled with the pong {pong} and {got} messages"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_replays_exactly_the_missed_messages_then_live_ones() {
     // 700 messages as fast as one sender can: more than the default per-user send rate,

@@ -92,9 +92,11 @@ pub const KICK_DISABLED: u8 = 1;
 /// client frame being answered), a producer writes its frames to the socket itself, under
 /// this queue's lock, and wakes nobody. What the socket does not take (it is full, or
 /// gone) is queued as usual, the rest of a partly written frame first, and the task is
-/// woken to write it. Every write by the task is preceded by a [claim](Queue::claim) and
-/// any queueing ends direct writes too, so the bytes of the task and of the producers never
-/// interleave and frames keep their order until the task releases the socket again.
+/// woken to write it. The task [claims](Queue::claim) the socket before it writes anything
+/// (and while it answers a client's frames), taking the rest of a partly written frame to
+/// write first; any queueing ends direct writes too. So the bytes of the task and of the
+/// producers never interleave, and frames keep their order until the task releases the
+/// socket again.
 pub struct Queue {
     state: Mutex<QueueState>,
     ready: Notify,
@@ -285,9 +287,16 @@ impl Queue {
     }
 
     /// The task is about to write: producers queue from now on (see [`Queue`]). Waits
-    /// for a direct write in progress to finish.
-    pub fn claim(&self) {
-        self.lock().idle = false;
+    /// for a direct write in progress to finish. Returns the rest of a frame a direct
+    /// write sent only part of, if one waits: the task writes it before anything else.
+    pub fn claim(&self) -> Option<Bytes> {
+        let mut st = self.lock();
+        st.idle = false;
+        if std::mem::take(&mut st.partial_front) {
+            st.frames.pop_front().map(|f| f.frame)
+        } else {
+            None
+        }
     }
 
     /// The task has written everything and waits: producers may write to the socket
@@ -904,5 +913,19 @@ mod tests {
             vec![0],
             "only the rest of the frame begun is left"
         );
+    }
+
+    #[tokio::test]
+    async fn a_claim_hands_back_the_rest_of_a_partly_written_frame_before_anything_else() {
+        let hub = Hub::new(1_000);
+        let (a, mut client, sent) = partly_written(&hub).await;
+        hub.deliver(&[1], &frame(1_000));
+        let rest = a.queue.claim().expect("the rest of the frame begun");
+        assert_eq!(a.queue.claim(), None, "handed back once");
+        // The rest completes the frames the socket took; the next frame is still queued.
+        let all = bytes_of(&sent);
+        let direct = read_exactly(&mut client, all.len() - rest.len()).await;
+        assert_eq!([direct, rest.to_vec()].concat(), all);
+        assert_eq!(taken(&a), vec![1_000]);
     }
 }

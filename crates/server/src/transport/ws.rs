@@ -5,7 +5,9 @@
 //! sent are dropped by id, so nothing is sent twice. One task serves a connection: it
 //! reads and handles client frames, writes their answers, and drains the connection's
 //! queue, everything ready into one flush. (One task instead of a reader and a writer
-//! task: less memory per idle connection and no hand-off between them.)
+//! task: less memory per idle connection and no hand-off between them.) While the task
+//! waits with everything written and no client frame to answer, the hub writes deliveries
+//! to a plain TCP socket itself and wakes nobody (see [`crate::hub::Queue`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -215,12 +217,8 @@ fn session(
         }
         let goodbye = loop {
             if let Some(reason) = reg.queue.kicked() {
-                // What a kicked queue still holds is the rest of a frame the hub had begun
-                // writing: it goes out before the close frame.
-                reg.queue.take(&mut out, MAX_COALESCE, MAX_COALESCE_BYTES);
-                if write_batch(&mut socket, &mut out, replayed).await.is_err() {
-                    break None;
-                }
+                // (The rest of a frame the hub had begun writing, which a kicked queue
+                // keeps, goes out before the close frame: see `Conn::claim`.)
                 break Some(match reason {
                     crate::hub::KICK_DISABLED => {
                         close(CLOSE_ACCOUNT_DISABLED, "account disabled by an admin")
@@ -276,6 +274,11 @@ fn session(
                                     Some(None) | None => break,
                                 }
                             }
+                            // While they are answered, deliveries are queued, as before
+                            // direct writes: an ack then goes out before the echo of its
+                            // message when both are ready (not when the echo's commit
+                            // comes before the rest of the batch is answered).
+                            unflushed |= socket.get_mut().claim();
                             let (s, p) = (&s, &p);
                             handling = Some(Box::pin(async move {
                                 join_all(batch.iter().map(|t| handle(s, p, t.as_str()))).await

@@ -111,11 +111,21 @@ impl Conn {
         }
     }
 
-    /// Called before bytes are buffered: the first bytes after a flush claim the socket
-    /// back from the hub queue, so that nothing it writes can come between them.
-    fn claim(&self) {
-        if self.out.is_empty() && matches!(self.io, Io::Tcp { .. }) {
-            self.queue.claim();
+    /// Takes the socket back from the hub queue (see the module docs). Called before
+    /// bytes are buffered, and by the session while it answers a client's frames, so that
+    /// nothing the queue writes comes between them or before an answer. The rest of a frame
+    /// the queue had begun writing is buffered first. Returns whether bytes were buffered.
+    pub fn claim(&mut self) -> bool {
+        if !self.out.is_empty() || !matches!(self.io, Io::Tcp { .. }) {
+            // Claimed when the first bytes were buffered; nothing was written directly since.
+            return false;
+        }
+        match self.queue.claim() {
+            Some(rest) => {
+                self.out.extend_from_slice(&rest);
+                true
+            }
+            None => false,
         }
     }
 
@@ -252,12 +262,12 @@ impl AsyncWrite for Conn {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        this.claim();
         ready!(this.poll_drain(cx))?;
         match &mut this.io {
             Io::Tcp { socket, .. } => {
                 // Only the write side, as `TcpStream::poll_shutdown` does; the hub queue
                 // holds the socket too, so it cannot be taken by value.
-                this.queue.claim();
                 Poll::Ready(socket2::SockRef::from(&**socket).shutdown(std::net::Shutdown::Write))
             }
             Io::Other(io) => Pin::new(io).poll_shutdown(cx),
