@@ -178,8 +178,11 @@ impl Direct {
         let mut written = match count {
             0 => 0,
             // A full or broken socket takes nothing; the task finds out which it was.
-            _ => try_io_short(&self.socket, Interest::WRITABLE, want, |s| {
-                s.send_vectored(slices)
+            // One frame (the common case: one message per commit) with `send`, which
+            // skips the vector `sendmsg` copies in and walks.
+            _ => try_io_short(&self.socket, Interest::WRITABLE, want, |s| match slices {
+                [one] => s.send(one),
+                _ => s.send_vectored(slices),
             })
             .unwrap_or(0),
         };
