@@ -211,12 +211,7 @@ async fn a_request_that_is_not_a_websocket_upgrade_gets_a_json_error() {
 async fn pongs_and_deliveries_share_the_socket_without_tearing_frames() {
     use tokio_tungstenite::tungstenite::Message;
     let server = Server::start();
-    let url = server.url();
-    let alice = Api::register(&url, "alice", PASSWORD).await;
-    let bob = Api::register(&url, "bob", PASSWORD).await;
-    let conv = alice.direct("bob").await;
-    let mut ws = Ws::connect(&url, &bob.token, None).await;
-    ws.expect(T, |f| f["type"] == "hello").await;
+    let (alice, conv, mut ws) = bob_connected(&server).await;
 
     // Idle: the pong alone goes out (nothing else would flush it).
     ws.ping(b"idle").await;
@@ -269,12 +264,7 @@ async fn frames_begun_on_a_full_socket_arrive_whole_and_in_order_with_a_pong() {
     const N: usize = 400;
     const SIZE: usize = 16_000;
     let server = Server::start_with(&[("NATTERD_SEND_BURST", "100000")]);
-    let url = server.url();
-    let alice = Api::register(&url, "alice", PASSWORD).await;
-    let bob = Api::register(&url, "bob", PASSWORD).await;
-    let conv = alice.direct("bob").await;
-    let mut ws = Ws::connect(&url, &bob.token, None).await;
-    ws.expect(T, |f| f["type"] == "hello").await;
+    let (alice, conv, mut ws) = bob_connected(&server).await;
     // bob reads nothing while ~6 MB are sent to him, more than loopback buffers take at
     // once here: the server's writes stop part-way through a frame.
     for i in 0..N {
@@ -432,6 +422,17 @@ async fn a_slow_consumer_is_disconnected_and_resumes_without_loss() {
 }
 
 /// A message frame's id and the first five characters of its text.
+/// alice and bob with their direct conversation, and bob connected and greeted.
+async fn bob_connected(server: &Server) -> (Api, i64, Ws) {
+    let url = server.url();
+    let alice = Api::register(&url, "alice", PASSWORD).await;
+    let bob = Api::register(&url, "bob", PASSWORD).await;
+    let conv = alice.direct("bob").await;
+    let mut ws = Ws::connect(&url, &bob.token, None).await;
+    ws.expect(T, |f| f["type"] == "hello").await;
+    (alice, conv, ws)
+}
+
 fn id_and_prefix(f: &Value) -> (i64, String) {
     let text = f["message"]["text"].as_str().expect("text");
     (

@@ -35,6 +35,12 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// Whether a connection whose replay sent every message up to `replayed` still needs
+    /// this frame: live copies of the messages it replayed are dropped.
+    pub fn needed_after(&self, replayed: MessageId) -> bool {
+        self.message_id == 0 || self.message_id > replayed
+    }
+
     /// Frames `payload` (see [`push_text_frame`]).
     pub fn text(payload: &str, message_id: MessageId) -> Outbound {
         let mut out = Vec::new();
@@ -152,10 +158,6 @@ pub(crate) fn try_io_short(
 const MAX_DIRECT_FRAMES: usize = 64;
 
 impl Direct {
-    fn wanted(&self, frame: &Outbound) -> bool {
-        frame.message_id == 0 || frame.message_id > self.replayed
-    }
-
     /// Writes as much of `run` as the socket takes now, without waiting. Returns how many
     /// frames of `run` are done (written whole, or not wanted) and how many bytes of the
     /// next one were written.
@@ -167,7 +169,7 @@ impl Direct {
             if count == MAX_DIRECT_FRAMES {
                 break;
             }
-            if self.wanted(frame) {
+            if frame.needed_after(self.replayed) {
                 slices[count] = IoSlice::new(&frame.frame);
                 count += 1;
             }
@@ -188,7 +190,7 @@ impl Direct {
         };
         let mut done = 0;
         for frame in &run[..covered] {
-            if self.wanted(frame) {
+            if frame.needed_after(self.replayed) {
                 if written < frame.frame.len() {
                     return (done, written);
                 }
@@ -756,12 +758,15 @@ mod tests {
         assert_eq!(hub.connection_count(), 0);
     }
 
-    /// A connected pair on loopback: the server's end (for a queue) and the client's.
-    async fn socket_pair() -> (Arc<TcpStream>, TcpStream) {
+    /// A connection of user 1 with the server's end of a loopback pair attached (not yet
+    /// released), and the client's end.
+    async fn attached(hub: &Arc<Hub>, replayed: MessageId) -> (Registration, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
-        (Arc::new(accepted.unwrap().0), client.unwrap())
+        let reg = hub.register(1);
+        reg.queue.attach(Arc::new(accepted.unwrap().0), replayed);
+        (reg, client.unwrap())
     }
 
     /// Reads exactly `len` bytes (or fails after a generous bound).
@@ -795,9 +800,7 @@ mod tests {
     #[tokio::test]
     async fn a_released_socket_is_written_to_directly_and_nobody_is_woken() {
         let hub = Hub::new(16);
-        let a = hub.register(1);
-        let (server, mut client) = socket_pair().await;
-        a.queue.attach(server, 0);
+        let (a, mut client) = attached(&hub, 0).await;
         a.queue.release();
         let batch = batch(1, [vec![1], vec![1], vec![1]]);
         hub.deliver_all(&batch);
@@ -820,9 +823,7 @@ mod tests {
     #[tokio::test]
     async fn until_released_and_after_a_claim_frames_are_queued() {
         let hub = Hub::new(16);
-        let a = hub.register(1);
-        let (server, _client) = socket_pair().await;
-        a.queue.attach(server, 0);
+        let (a, _client) = attached(&hub, 0).await;
         hub.deliver(&[1], &frame(1));
         assert!(wakes(&a).await);
         assert_eq!(taken(&a), vec![1]);
@@ -840,9 +841,7 @@ mod tests {
     #[tokio::test]
     async fn frames_the_replay_already_sent_are_not_written_again() {
         let hub = Hub::new(16);
-        let a = hub.register(1);
-        let (server, mut client) = socket_pair().await;
-        a.queue.attach(server, 5);
+        let (a, mut client) = attached(&hub, 5).await;
         a.queue.release();
         let presence = Outbound::text("presence", 0);
         for f in [frame(4), frame(5), presence.clone(), frame(6)] {
@@ -858,9 +857,7 @@ mod tests {
     /// at a frame's end takes nothing of the next one, so a new connection is tried then.
     async fn partly_written(hub: &Arc<Hub>) -> (Registration, TcpStream, Vec<Outbound>) {
         for _ in 0..20 {
-            let a = hub.register(1);
-            let (server, client) = socket_pair().await;
-            a.queue.attach(server, 0);
+            let (a, client) = attached(hub, 0).await;
             a.queue.release();
             let mut sent = Vec::new();
             while a.queue.is_empty() {

@@ -362,8 +362,7 @@ async fn write_batch(
     let conn = sink.get_mut();
     conn.reserve(out.iter().map(|f| f.frame.len()).sum());
     for frame in out.drain(..) {
-        // Live copies of messages that the replay already sent.
-        if frame.message_id == 0 || frame.message_id > replayed {
+        if frame.needed_after(replayed) {
             conn.write(&frame.frame).await?;
         }
     }
