@@ -322,6 +322,52 @@ fn decode_rejects_garbage() {
     );
 }
 
+/// `encode` writes an ack by hand (for speed): byte for byte what the derived form writes.
+#[test]
+fn encoded_acks_are_the_derived_json() {
+    let mut with_files = message();
+    with_files.attachments = vec![attachment()];
+    for (message, duplicate) in [(message(), false), (with_files, true)] {
+        let frame = ServerFrame::Ack {
+            client_id: "c-\"1\"".into(),
+            ack: SendAck { message, duplicate },
+        };
+        assert_eq!(frame.encode(), serde_json::to_string(&frame).unwrap());
+        let back: ServerFrame = serde_json::from_str(&frame.encode()).unwrap();
+        assert_eq!(back, frame);
+    }
+    let pong = ServerFrame::Pong { nonce: 5 };
+    assert_eq!(pong.encode(), serde_json::to_string(&pong).unwrap());
+}
+
+/// `decode` reads `send` frames on a direct path (for speed): it must accept, reject and
+/// read exactly as the derived decoder does.
+#[test]
+fn decoding_sends_directly_agrees_with_the_derived_decoder() {
+    let frames = [
+        r#"{"type":"send","conversation_id":7,"client_id":"c-1","text":"hi"}"#,
+        r#"{"conversation_id":7,"client_id":"c-1","text":"hi","type":"send"}"#,
+        r#"{"type":"send","conversation_id":7,"client_id":"c-1"}"#,
+        r#"{"type":"send","conversation_id":7,"client_id":"c-1","attachments":["a","b"]}"#,
+        r#"{"type":"send","conversation_id":7,"client_id":"c-1","text":"x","extra":[1,{"y":null}],"seq":"z"}"#,
+        r#"{"type":"send","conversation_id":7,"client_id":"c-1","text":null}"#,
+        r#"{"type":"send","conversation_id":7,"text":"no client id"}"#,
+        r#"{"type":"send","conversation_id":-1,"client_id":"c-1","text":"hi"}"#,
+        r#"{"type":"send","conversation_id":7,"client_id":"c-1","text":"a","text":"b"}"#,
+        r#"{"type":"Send","conversation_id":7,"client_id":"c-1","text":"hi"}"#,
+        r#"{"type":"send","type":"send","conversation_id":7,"client_id":"c-1"}"#,
+        r#"{"type":"read","conversation_id":7,"seq":3,"client_id":"c-1"}"#,
+        r#"{"type":"send","conversation_id":7,"client_id":"c-1","text":"hi"} trailing"#,
+        r#"["send",7,"c-1","hi"]"#,
+    ];
+    for text in frames {
+        let derived = serde_json::from_str::<ClientFrame>(text).map_err(|e| e.to_string());
+        let direct =
+            ClientFrame::decode(text).map_err(|e| e.replace("could not decode frame: ", ""));
+        assert_eq!(direct, derived, "{text}");
+    }
+}
+
 #[test]
 fn live_client_frames() {
     insta::assert_json_snapshot!(
