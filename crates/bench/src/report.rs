@@ -251,16 +251,14 @@ fn median(runs: &[&Report], of: impl Fn(&Report) -> Option<f64>) -> Option<f64> 
 /// workload ran more than once (scripts/bench-peers.sh repeats the noisiest ones in
 /// alternating rounds), the ratio is of the two medians.
 fn targets(by_workload: &BTreeMap<String, Vec<Report>>) -> String {
-    let all = |runs: &'_ [Report], label: &str| -> Vec<Report> {
-        runs.iter().filter(|r| r.label == label).cloned().collect()
-    };
     let mut rows = String::new();
     for (workload, runs) in by_workload {
-        let (n, i) = (all(runs, "natter"), all(runs, "inspircd+nodelay"));
+        let all =
+            |label: &str| -> Vec<&Report> { runs.iter().filter(|r| r.label == label).collect() };
+        let (n, i) = (all("natter"), all("inspircd+nodelay"));
         if n.is_empty() || i.is_empty() {
             continue;
         }
-        let (n, i): (Vec<&Report>, Vec<&Report>) = (n.iter().collect(), i.iter().collect());
         let ratio = |of: &dyn Fn(&Report) -> Option<f64>| match (median(&n, of), median(&i, of)) {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
             _ => "-".into(),

@@ -154,17 +154,6 @@ enum SendTag {
     Send,
 }
 
-/// How an `ack` goes out: the same JSON as the derived form of [`ServerFrame::Ack`]
-/// (which flattens [`SendAck`] into it), without serde's generic path for flattening.
-#[derive(Serialize)]
-struct AckOut<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    client_id: &'a str,
-    message: &'a Message,
-    duplicate: bool,
-}
-
 impl ClientFrame {
     /// Decodes one text frame, mapping any failure to a message fit for an `error` frame.
     pub fn decode(text: &str) -> Result<ClientFrame, String> {
@@ -195,20 +184,8 @@ impl ServerFrame {
             } => 320 + message.text.len(),
             _ => 128,
         });
-        // Serialization of these plain types cannot fail.
-        let _ = match self {
-            ServerFrame::Ack { client_id, ack } => serde_json::to_writer(
-                &mut out,
-                &AckOut {
-                    kind: "ack",
-                    client_id,
-                    message: &ack.message,
-                    duplicate: ack.duplicate,
-                },
-            ),
-            _ => serde_json::to_writer(&mut out, self),
-        };
-        // serde_json writes UTF-8 only.
+        // Serialization of these plain types cannot fail, and serde_json writes UTF-8 only.
+        let _ = serde_json::to_writer(&mut out, self);
         String::from_utf8(out).unwrap_or_default()
     }
 }

@@ -322,7 +322,7 @@ fn decode_rejects_garbage() {
     );
 }
 
-/// `encode` writes an ack by hand (for speed): byte for byte what the derived form writes.
+/// `encode` writes into a buffer of its own sizing: byte for byte what serde_json writes.
 #[test]
 fn encoded_acks_are_the_derived_json() {
     let mut with_files = message();
