@@ -172,6 +172,38 @@ impl ClientFrame {
     }
 }
 
+/// A message's JSON object, serialized once and shared: the `message` frame every
+/// recipient gets and the sender's `ack` both embed it (see [`message_frame_from_json`]
+/// and [`ack_frame_from_json`]).
+pub fn message_json(message: &Message) -> String {
+    let mut out = Vec::with_capacity(256 + message.text.len());
+    // Serialization of these plain types cannot fail, and serde_json writes UTF-8 only.
+    let _ = serde_json::to_writer(&mut out, message);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The pieces of `ServerFrame::Message { message }` as [`ServerFrame::encode`] writes it,
+/// around the message's JSON: the frame is their concatenation.
+pub fn message_frame_from_json(json: &str) -> [&str; 3] {
+    [r#"{"type":"message","message":"#, json, "}"]
+}
+
+/// `ServerFrame::Ack` as [`ServerFrame::encode`] writes it, from the message's JSON (see
+/// [`message_json`]).
+pub fn ack_frame_from_json(client_id: &str, json: &str, duplicate: bool) -> String {
+    let mut out = Vec::with_capacity(64 + client_id.len() + json.len());
+    out.extend_from_slice(br#"{"type":"ack","client_id":"#);
+    let _ = serde_json::to_writer(&mut out, client_id);
+    out.extend_from_slice(br#","message":"#);
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(if duplicate {
+        br#","duplicate":true}"#
+    } else {
+        br#","duplicate":false}"#
+    });
+    String::from_utf8(out).unwrap_or_default()
+}
+
 impl ServerFrame {
     pub fn encode(&self) -> String {
         // Room for a message frame with a short text at once: growing from serde_json's

@@ -28,6 +28,8 @@ pub use admin::*;
 pub use api::*;
 pub use error::{ErrorBody, ErrorCode};
 pub use files::{Attachment, AttachmentId, UploadQuery, human_size};
-pub use frames::{ClientFrame, ServerFrame};
+pub use frames::{
+    ClientFrame, ServerFrame, ack_frame_from_json, message_frame_from_json, message_json,
+};
 pub use ids::{ConversationId, MessageId, Seq, Target, UserId};
 pub use live::*;

@@ -340,6 +340,40 @@ fn encoded_acks_are_the_derived_json() {
     assert_eq!(pong.encode(), serde_json::to_string(&pong).unwrap());
 }
 
+/// The frames made from a message serialized once are byte for byte the derived ones.
+#[test]
+fn frames_from_a_message_serialized_once_are_the_derived_json() {
+    let mut with_files = message();
+    with_files.attachments = vec![attachment()];
+    with_files.text = "émoji 🎉, tab\t, nul \u{0}, bell \u{7}".into();
+    let mut event = message();
+    event.event = Some(TimelineEvent::Renamed {
+        by: "alice".into(),
+        from: "old".into(),
+        to: "new \"one\"".into(),
+    });
+    for message in [message(), with_files, event] {
+        let json = message_json(&message);
+        let frame = ServerFrame::Message {
+            message: message.clone(),
+        };
+        assert_eq!(message_frame_from_json(&json).concat(), frame.encode());
+        for (client_id, duplicate) in [("c-1", false), ("c-\"2\"\\\n", true)] {
+            let ack = ServerFrame::Ack {
+                client_id: client_id.into(),
+                ack: SendAck {
+                    message: message.clone(),
+                    duplicate,
+                },
+            };
+            assert_eq!(
+                ack_frame_from_json(client_id, &json, duplicate),
+                serde_json::to_string(&ack).unwrap()
+            );
+        }
+    }
+}
+
 /// `decode` reads `send` frames on a direct path (for speed): it must accept, reject and
 /// read exactly as the derived decoder does.
 #[test]

@@ -43,8 +43,17 @@ impl Outbound {
 
     /// Frames `payload` (see [`push_text_frame`]).
     pub fn text(payload: &str, message_id: MessageId) -> Outbound {
-        let mut out = Vec::new();
-        push_text_frame(&mut out, payload.as_bytes());
+        Outbound::text_parts(&[payload], message_id)
+    }
+
+    /// Frames the concatenation of `parts`, copying each once.
+    pub fn text_parts(parts: &[&str], message_id: MessageId) -> Outbound {
+        let len = parts.iter().map(|p| p.len()).sum();
+        let mut out = Vec::with_capacity(len + MAX_HEADER);
+        push_text_header(&mut out, len);
+        for part in parts {
+            out.extend_from_slice(part.as_bytes());
+        }
         Outbound {
             frame: Bytes::from(out),
             message_id,
@@ -58,8 +67,13 @@ const MAX_HEADER: usize = 10;
 /// Appends `payload` to `out` as a WebSocket text frame as a server sends it (final,
 /// unmasked): the header, with the length in its shortest form, then the payload.
 pub fn push_text_frame(out: &mut Vec<u8>, payload: &[u8]) {
-    let len = payload.len();
-    out.reserve(len + MAX_HEADER);
+    out.reserve(payload.len() + MAX_HEADER);
+    push_text_header(out, payload.len());
+    out.extend_from_slice(payload);
+}
+
+/// The header of a text frame of `len` bytes (see [`push_text_frame`]).
+fn push_text_header(out: &mut Vec<u8>, len: usize) {
     out.push(0x81);
     if len < 126 {
         out.push(len as u8);
@@ -70,7 +84,6 @@ pub fn push_text_frame(out: &mut Vec<u8>, payload: &[u8]) {
         out.push(127);
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    out.extend_from_slice(payload);
 }
 
 /// One frame for every connection of some users.

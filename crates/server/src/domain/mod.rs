@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, Registration};
 use crate::hub::{Bus, Delivery, Outbound};
-use crate::store::{Committed, MembershipChange, Store, StoreError};
+use crate::store::{Committed, MembershipChange, Store, StoreError, Stored};
 
 pub use auth::{hash_token, new_token};
 pub use gate::Gate;
@@ -196,8 +196,12 @@ pub async fn fan_out(
                     if let Some(sender) = c.sender {
                         live.message_sent(c.message.conversation_id, sender);
                     }
+                    let json = c.json.of(&c.message);
                     deliveries.push(Delivery {
-                        frame: outbound(&ServerFrame::Message { message: c.message }),
+                        frame: Outbound::text_parts(
+                            &natter_protocol::message_frame_from_json(json),
+                            c.message.id,
+                        ),
                         users: c.recipients,
                     });
                 }
@@ -414,6 +418,26 @@ impl Domain {
         text: &str,
         attachments: &[String],
     ) -> DomainResult<SendAck> {
+        let stored = self
+            .send_stored(p, conversation, client_id, text, attachments)
+            .await?;
+        Ok(SendAck {
+            // The fan-out has usually let go of its share by now.
+            message: std::sync::Arc::unwrap_or_clone(stored.message),
+            duplicate: stored.duplicate,
+        })
+    }
+
+    /// [`Domain::send`], answered with the message as its deliveries share it, JSON and
+    /// all (the WebSocket's ack embeds the same object).
+    pub async fn send_stored(
+        &self,
+        p: &Principal,
+        conversation: ConversationId,
+        client_id: &str,
+        text: &str,
+        attachments: &[String],
+    ) -> DomainResult<Stored> {
         validate::client_id(client_id)?;
         validate::message(text, attachments.len(), self.limits.max_message_bytes)?;
         self.limits.gate.send(p.id)?;
@@ -422,10 +446,7 @@ impl Domain {
             .insert_message(p.id, conversation, client_id, text, attachments)
             .await
         {
-            Ok(stored) => Ok(SendAck {
-                message: stored.message,
-                duplicate: stored.duplicate,
-            }),
+            Ok(stored) => Ok(stored),
             Err(StoreError::NotMember) => Err(DomainError::NotMember(conversation)),
             Err(StoreError::UnknownAttachment(id)) => Err(DomainError::NotFound(format!(
                 "no upload with id {} of yours: upload the file first",

@@ -18,7 +18,8 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Committed, CommittedMessage, MarkerUpdate, Store, StoreError, StoreResult, Stored, UserRecord,
+    Committed, CommittedMessage, MarkerUpdate, MessageJson, Store, StoreError, StoreResult, Stored,
+    UserRecord,
 };
 use crate::config::Durability;
 
@@ -947,8 +948,9 @@ impl Store for SqliteStore {
                     .optional()?;
                 Ok(match id {
                     Some(id) => Some(Stored {
-                        message: message_by_id(conn, id)?,
+                        message: Arc::new(message_by_id(conn, id)?),
                         duplicate: true,
+                        json: MessageJson::default(),
                     }),
                     None => None,
                 })
@@ -994,7 +996,7 @@ impl Store for SqliteStore {
                     .execute(params![id, json])?;
                 list
             };
-            let message = Message {
+            let message = Arc::new(Message {
                 id,
                 conversation_id: conversation,
                 seq,
@@ -1004,15 +1006,18 @@ impl Store for SqliteStore {
                 client_id,
                 event: None,
                 attachments,
-            };
+            });
+            let json = MessageJson::default();
             events.push(Committed::Message(CommittedMessage {
                 message: message.clone(),
                 recipients: recipients.to_vec(),
                 sender: Some(sender),
+                json: json.clone(),
             }));
             Ok(Stored {
                 message,
                 duplicate: false,
+                json,
             })
         };
         // Without attachments the only write is the `INSERT`.

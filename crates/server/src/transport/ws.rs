@@ -162,7 +162,7 @@ async fn greet(
 }
 
 /// The answers to a batch of client frames, in the order the frames came.
-type Handling<'a> = Pin<Box<dyn Future<Output = Vec<Option<ServerFrame>>> + Send + 'a>>;
+type Handling<'a> = Pin<Box<dyn Future<Output = Vec<Option<Answer>>> + Send + 'a>>;
 
 /// One connection's whole life, as one task. A future's state is as large as its largest
 /// await, and this one lives as long as the connection, idle or not: the awaits taken
@@ -300,7 +300,7 @@ fn session(
                             break goodbye;
                         }
                     };
-                    if Box::pin(write_answers(&mut socket, vec![answer])).await.is_err() {
+                    if Box::pin(write_answers(&mut socket, vec![answer.map(Answer::Frame)])).await.is_err() {
                         break None;
                     }
                     unflushed = true;
@@ -369,12 +369,12 @@ async fn write_batch(
     Ok(())
 }
 
-async fn write_answers(
-    sink: &mut Socket,
-    answers: Vec<Option<ServerFrame>>,
-) -> Result<(), WsError> {
-    for frame in answers.into_iter().flatten() {
-        feed(sink, &frame).await?;
+async fn write_answers(sink: &mut Socket, answers: Vec<Option<Answer>>) -> Result<(), WsError> {
+    for answer in answers.into_iter().flatten() {
+        match answer {
+            Answer::Frame(frame) => feed(sink, &frame).await?,
+            Answer::Encoded(text) => sink.get_mut().write_text(&text).await?,
+        }
     }
     Ok(())
 }
@@ -398,15 +398,23 @@ fn error_frame(e: DomainError) -> ServerFrame {
     }
 }
 
-async fn handle(s: &AppState, p: &Principal, text: &str) -> Option<ServerFrame> {
+/// What a client's frame is answered with: a frame, or one already encoded.
+// As large as the `ServerFrame` answers were before; boxing would allocate per answer.
+#[allow(clippy::large_enum_variant)]
+enum Answer {
+    Frame(ServerFrame),
+    Encoded(String),
+}
+
+async fn handle(s: &AppState, p: &Principal, text: &str) -> Option<Answer> {
     let frame = match ClientFrame::decode(text) {
         Ok(f) => f,
         Err(message) => {
-            return Some(ServerFrame::Error {
+            return Some(Answer::Frame(ServerFrame::Error {
                 code: ErrorCode::MalformedFrame,
                 message,
                 client_id: None,
-            });
+            }));
         }
     };
     match frame {
@@ -418,20 +426,32 @@ async fn handle(s: &AppState, p: &Principal, text: &str) -> Option<ServerFrame> 
         } => Some(
             match s
                 .domain
-                .send(p, conversation_id, &client_id, &text, &attachments)
+                .send_stored(p, conversation_id, &client_id, &text, &attachments)
                 .await
             {
-                Ok(ack) => ServerFrame::Ack { client_id, ack },
+                // The message's JSON as its deliveries carry it, serialized once.
+                Ok(stored) => Answer::Encoded(natter_protocol::ack_frame_from_json(
+                    &client_id,
+                    stored.json.of(&stored.message),
+                    stored.duplicate,
+                )),
                 Err(e) => {
                     let err = super::ApiError::from(e);
-                    ServerFrame::Error {
+                    Answer::Frame(ServerFrame::Error {
                         code: err.code,
                         message: err.message,
                         client_id: Some(client_id),
-                    }
+                    })
                 }
             },
         ),
+        other => handle_other(s, p, other).await.map(Answer::Frame),
+    }
+}
+
+/// Every client frame but `send`.
+async fn handle_other(s: &AppState, p: &Principal, frame: ClientFrame) -> Option<ServerFrame> {
+    match frame {
         ClientFrame::Ping { nonce } => Some(ServerFrame::Pong { nonce }),
         ClientFrame::Typing {
             conversation_id,

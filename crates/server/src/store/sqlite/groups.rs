@@ -73,9 +73,10 @@ fn record(
         attachments: Vec::new(),
     };
     events.push(Committed::Message(CommittedMessage {
-        message: message.clone(),
+        message: std::sync::Arc::new(message.clone()),
         recipients: member_ids(conn, conversation)?,
         sender: None,
+        json: Default::default(),
     }));
     Ok(message)
 }
