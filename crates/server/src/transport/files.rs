@@ -55,7 +55,9 @@ async fn upload(
         .await
     {
         Ok(attachment) => Ok((StatusCode::CREATED, Json(attachment)).into_response()),
-        Err(e @ DomainError::TooLarge(_)) => {
+        // Refused while the client may still be sending: over the cap, or the disk
+        // filled up part way.
+        Err(e @ (DomainError::TooLarge(_) | DomainError::StorageUnavailable)) => {
             // A client still sending when it is refused would see the connection reset
             // before it reads the answer: read (and drop) a bounded amount first, and
             // close the connection after the answer.
