@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, Registration};
 use crate::hub::{Bus, Delivery, Outbound};
-use crate::store::{Committed, MembershipChange, Store, StoreError, Stored};
+use crate::store::{Committed, MembershipChange, SharedMessage, Store, StoreError, Stored};
 
 pub use auth::{hash_token, new_token};
 pub use gate::Gate;
@@ -196,10 +196,9 @@ pub async fn fan_out(
                     if let Some(sender) = c.sender {
                         live.message_sent(c.message.conversation_id, sender);
                     }
-                    let json = c.json.of(&c.message);
                     deliveries.push(Delivery {
                         frame: Outbound::text_parts(
-                            &natter_protocol::message_frame_from_json(json),
+                            &natter_protocol::message_frame_from_json(c.message.json()),
                             c.message.id,
                         ),
                         users: c.recipients,
@@ -422,8 +421,7 @@ impl Domain {
             .send_stored(p, conversation, client_id, text, attachments)
             .await?;
         Ok(SendAck {
-            // The fan-out has usually let go of its share by now.
-            message: std::sync::Arc::unwrap_or_clone(stored.message),
+            message: SharedMessage::into_message(stored.message),
             duplicate: stored.duplicate,
         })
     }

@@ -7,6 +7,8 @@ pub mod files;
 pub mod groups;
 pub mod sqlite;
 
+use std::sync::{Arc, OnceLock};
+
 use async_trait::async_trait;
 use natter_protocol::{
     ConversationId, ConversationInfo, ConversationState, GroupInfo, HistoryPage, Message,
@@ -66,25 +68,57 @@ pub struct UserRecord {
 /// The result of storing a message.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    /// Shared with the fan-out's copy (see [`CommittedMessage`]).
-    pub message: std::sync::Arc<Message>,
+    /// Shared with the fan-out (see [`CommittedMessage`]).
+    pub message: Arc<SharedMessage>,
     /// True when (sender, client id) was already stored: nothing new was written.
     pub duplicate: bool,
-    /// The message's JSON, shared with its deliveries (see [`MessageJson`]).
-    pub json: MessageJson,
 }
 
-/// A committed message's JSON object, made once by whichever needs it first, the fan-out
-/// for the `message` frame of its recipients or the sender's session for the `ack`, and
-/// shared by both: serializing each message twice was ~2 % of natterd's CPU under load.
-#[derive(Debug, Clone, Default)]
-pub struct MessageJson(std::sync::Arc<std::sync::OnceLock<String>>);
+/// A stored message as the sender's ack and its deliveries share it: the writer makes no
+/// copy of it, and its JSON object is made once, by whichever needs it first (the
+/// fan-out for the recipients' `message` frames or the sender's session for the `ack`).
+/// Serializing each message twice, and copying it for the fan-out, was ~3 % of natterd's
+/// CPU under workload 2 of docs/BENCHMARKS.md.
+#[derive(Debug)]
+pub struct SharedMessage {
+    message: Message,
+    json: OnceLock<String>,
+}
 
-impl MessageJson {
-    /// The JSON of `message`, which must be the message this was made for.
-    pub fn of(&self, message: &Message) -> &str {
-        self.0
-            .get_or_init(|| natter_protocol::message_json(message))
+impl SharedMessage {
+    pub fn new(message: Message) -> Arc<SharedMessage> {
+        Arc::new(SharedMessage {
+            message,
+            json: OnceLock::new(),
+        })
+    }
+
+    /// The message's JSON object (see [`natter_protocol::message_json`]).
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| natter_protocol::message_json(&self.message))
+    }
+
+    /// The message itself: moved out when nobody else holds it any more, else copied.
+    pub fn into_message(this: Arc<SharedMessage>) -> Message {
+        match Arc::try_unwrap(this) {
+            Ok(shared) => shared.message,
+            Err(shared) => shared.message.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for SharedMessage {
+    type Target = Message;
+
+    fn deref(&self) -> &Message {
+        &self.message
+    }
+}
+
+impl PartialEq for SharedMessage {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
     }
 }
 
@@ -112,13 +146,11 @@ impl Committed {
 /// A message that was just committed, with the members to deliver it to.
 #[derive(Debug, Clone)]
 pub struct CommittedMessage {
-    /// Shared with the sender's [`Stored`]: the writer makes no copy of it.
-    pub message: std::sync::Arc<Message>,
+    /// Shared with the sender's [`Stored`].
+    pub message: Arc<SharedMessage>,
     pub recipients: Vec<UserId>,
     /// The sender's id (whose typing indicator the message ends); `None` when unknown.
     pub sender: Option<UserId>,
-    /// The message's JSON, shared with the sender's ack.
-    pub json: MessageJson,
 }
 
 /// A membership change that was just committed.

@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Committed, CommittedMessage, MarkerUpdate, MessageJson, Store, StoreError, StoreResult, Stored,
-    UserRecord,
+    Committed, CommittedMessage, MarkerUpdate, SharedMessage, Store, StoreError, StoreResult,
+    Stored, UserRecord,
 };
 use crate::config::Durability;
 
@@ -948,9 +948,8 @@ impl Store for SqliteStore {
                     .optional()?;
                 Ok(match id {
                     Some(id) => Some(Stored {
-                        message: Arc::new(message_by_id(conn, id)?),
+                        message: SharedMessage::new(message_by_id(conn, id)?),
                         duplicate: true,
-                        json: MessageJson::default(),
                     }),
                     None => None,
                 })
@@ -996,7 +995,7 @@ impl Store for SqliteStore {
                     .execute(params![id, json])?;
                 list
             };
-            let message = Arc::new(Message {
+            let message = SharedMessage::new(Message {
                 id,
                 conversation_id: conversation,
                 seq,
@@ -1007,17 +1006,14 @@ impl Store for SqliteStore {
                 event: None,
                 attachments,
             });
-            let json = MessageJson::default();
             events.push(Committed::Message(CommittedMessage {
                 message: message.clone(),
                 recipients: recipients.to_vec(),
                 sender: Some(sender),
-                json: json.clone(),
             }));
             Ok(Stored {
                 message,
                 duplicate: false,
-                json,
             })
         };
         // Without attachments the only write is the `INSERT`.

@@ -432,7 +432,7 @@ async fn handle(s: &AppState, p: &Principal, text: &str) -> Option<Answer> {
                 // The message's JSON as its deliveries carry it, serialized once.
                 Ok(stored) => Answer::Encoded(natter_protocol::ack_frame_from_json(
                     &client_id,
-                    stored.json.of(&stored.message),
+                    stored.message.json(),
                     stored.duplicate,
                 )),
                 Err(e) => {

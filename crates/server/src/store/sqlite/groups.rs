@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, WriterCache, from_micros, member_ids, now_micros};
 use crate::store::groups::{ChangeOutcome, GroupChange, GroupStore};
-use crate::store::{Committed, CommittedMessage, StoreError, StoreResult};
+use crate::store::{Committed, CommittedMessage, SharedMessage, StoreError, StoreResult};
 
 fn name_of(conn: &Connection, user: UserId) -> StoreResult<String> {
     Ok(conn
@@ -73,10 +73,9 @@ fn record(
         attachments: Vec::new(),
     };
     events.push(Committed::Message(CommittedMessage {
-        message: std::sync::Arc::new(message.clone()),
+        message: SharedMessage::new(message.clone()),
         recipients: member_ids(conn, conversation)?,
         sender: None,
-        json: Default::default(),
     }));
     Ok(message)
 }
