@@ -1,6 +1,7 @@
 //! One run's results: printed for a person, appended as a JSON line for the script, and
 //! rendered from those lines into the tables of docs/BENCHMARKS.md.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -152,12 +153,73 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+/// A workload's name, in the order people read the numbers in it: the ladder's
+/// "@ 2000 msg/s" comes before its "@ 10000 msg/s".
+#[derive(Debug, PartialEq, Eq)]
+struct Workload(String);
+
+impl Ord for Workload {
+    fn cmp(&self, other: &Self) -> Ordering {
+        natural_cmp(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for Workload {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Compares runs of digits by their value and everything else character by character.
+/// Equal only for equal strings ("01" and "1" differ), so it agrees with `Eq`.
+fn natural_cmp(mut a: &str, mut b: &str) -> Ordering {
+    let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    loop {
+        match (a.chars().next(), b.chars().next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let (da, db) = (digits(a), digits(b));
+                let (na, nb) = (
+                    a[..da].trim_start_matches('0'),
+                    b[..db].trim_start_matches('0'),
+                );
+                let order = na
+                    .len()
+                    .cmp(&nb.len())
+                    .then_with(|| na.cmp(nb))
+                    .then_with(|| da.cmp(&db));
+                if order != Ordering::Equal {
+                    return order;
+                }
+                (a, b) = (&a[da..], &b[db..]);
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(&y);
+                }
+                (a, b) = (&a[x.len_utf8()..], &b[y.len_utf8()..]);
+            }
+        }
+    }
+}
+
 /// Renders JSON lines into markdown: one table per workload, one row per system.
 pub fn markdown(lines: &str) -> anyhow::Result<String> {
-    let mut by_workload: BTreeMap<String, Vec<Report>> = BTreeMap::new();
+    let mut by_workload: BTreeMap<Workload, Vec<Report>> = BTreeMap::new();
     for line in lines.lines().filter(|l| !l.trim().is_empty()) {
         let r: Report = serde_json::from_str(line)?;
-        by_workload.entry(r.workload.clone()).or_default().push(r);
+        by_workload
+            .entry(Workload(r.workload.clone()))
+            .or_default()
+            .push(r);
     }
     let mut out = String::new();
     out.push_str(&targets(&by_workload));
@@ -250,7 +312,7 @@ fn median(runs: &[&Report], of: impl Fn(&Report) -> Option<f64>) -> Option<f64> 
 /// Natter against InspIRCd with TCP_NODELAY (the reference), as ratios. Where a
 /// workload ran more than once (scripts/bench-peers.sh repeats the noisiest ones in
 /// alternating rounds), the ratio is of the two medians.
-fn targets(by_workload: &BTreeMap<String, Vec<Report>>) -> String {
+fn targets(by_workload: &BTreeMap<Workload, Vec<Report>>) -> String {
     let mut rows = String::new();
     for (workload, runs) in by_workload {
         let all =
@@ -290,6 +352,42 @@ fn targets(by_workload: &BTreeMap<String, Vec<Report>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workloads_are_in_the_order_of_the_numbers_in_their_names() {
+        let mut names = [
+            "2 ladder @ 10000 msg/s",
+            "2 closed",
+            "2 ladder @ 2000 msg/s",
+            "10 idle",
+            "2 ladder @ 1000 msg/s",
+            "1b",
+            "2 ladder @ 05000 msg/s",
+            "1a",
+        ]
+        .map(|n| Workload(n.into()));
+        names.sort();
+        let names = names.map(|n| n.0);
+        assert_eq!(
+            names,
+            [
+                "1a",
+                "1b",
+                "2 closed",
+                "2 ladder @ 1000 msg/s",
+                "2 ladder @ 2000 msg/s",
+                "2 ladder @ 05000 msg/s",
+                "2 ladder @ 10000 msg/s",
+                "10 idle",
+            ]
+        );
+        assert_eq!(
+            natural_cmp("01", "1"),
+            Ordering::Greater,
+            "only equal strings are equal"
+        );
+        assert_eq!(natural_cmp("x9", "x9"), Ordering::Equal);
+    }
 
     #[test]
     fn renders_one_table_per_workload() {
