@@ -176,9 +176,13 @@ impl ClientFrame {
 /// recipient gets and the sender's `ack` both embed it (see [`message_frame_from_json`]
 /// and [`ack_frame_from_json`]).
 pub fn message_json(message: &Message) -> String {
-    let mut out = Vec::with_capacity(256 + message.text.len());
+    json_in(Vec::with_capacity(256 + message.text.len()), message)
+}
+
+/// `value`'s JSON appended to `out`, as a string.
+fn json_in<T: Serialize + ?Sized>(mut out: Vec<u8>, value: &T) -> String {
     // Serialization of these plain types cannot fail, and serde_json writes UTF-8 only.
-    let _ = serde_json::to_writer(&mut out, message);
+    let _ = serde_json::to_writer(&mut out, value);
     String::from_utf8(out).unwrap_or_default()
 }
 
@@ -193,31 +197,29 @@ pub fn message_frame_from_json(json: &str) -> [&str; 3] {
 pub fn ack_frame_from_json(client_id: &str, json: &str, duplicate: bool) -> String {
     let mut out = Vec::with_capacity(64 + client_id.len() + json.len());
     out.extend_from_slice(br#"{"type":"ack","client_id":"#);
-    let _ = serde_json::to_writer(&mut out, client_id);
-    out.extend_from_slice(br#","message":"#);
-    out.extend_from_slice(json.as_bytes());
-    out.extend_from_slice(if duplicate {
-        br#","duplicate":true}"#
+    let mut out = json_in(out, client_id);
+    out.push_str(r#","message":"#);
+    out.push_str(json);
+    out.push_str(if duplicate {
+        r#","duplicate":true}"#
     } else {
-        br#","duplicate":false}"#
+        r#","duplicate":false}"#
     });
-    String::from_utf8(out).unwrap_or_default()
+    out
 }
 
 impl ServerFrame {
     pub fn encode(&self) -> String {
         // Room for a message frame with a short text at once: growing from serde_json's
         // default of 128 bytes took two reallocations per frame.
-        let mut out = Vec::with_capacity(match self {
+        let capacity = match self {
             ServerFrame::Message { message }
             | ServerFrame::Ack {
                 ack: SendAck { message, .. },
                 ..
             } => 320 + message.text.len(),
             _ => 128,
-        });
-        // Serialization of these plain types cannot fail, and serde_json writes UTF-8 only.
-        let _ = serde_json::to_writer(&mut out, self);
-        String::from_utf8(out).unwrap_or_default()
+        };
+        json_in(Vec::with_capacity(capacity), self)
     }
 }

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use natter_protocol::validate::{self, ValidationError};
 use natter_protocol::{
     AuthResponse, ConversationId, ConversationInfo, ConversationKind, ErrorCode, GroupInfo,
-    HistoryPage, MessageId, Role, SendAck, ServerFrame, SyncPage, UserId, UserInfo, limits,
+    HistoryPage, MessageId, Role, ServerFrame, SyncPage, UserId, UserInfo, limits,
 };
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Registration};
 use crate::hub::{Bus, Delivery, Outbound};
-use crate::store::{Committed, MembershipChange, SharedMessage, Store, StoreError, Stored};
+use crate::store::{Committed, MembershipChange, Store, StoreError, Stored};
 
 pub use auth::{hash_token, new_token};
 pub use gate::Gate;
@@ -409,26 +409,10 @@ impl Domain {
 
     // ----- messages -----
 
+    /// Stores a message. The answer is the message as its deliveries share it, JSON and
+    /// all (the WebSocket's ack embeds the same object); REST answers with it as a
+    /// [`natter_protocol::SendAck`].
     pub async fn send(
-        &self,
-        p: &Principal,
-        conversation: ConversationId,
-        client_id: &str,
-        text: &str,
-        attachments: &[String],
-    ) -> DomainResult<SendAck> {
-        let stored = self
-            .send_stored(p, conversation, client_id, text, attachments)
-            .await?;
-        Ok(SendAck {
-            message: SharedMessage::into_message(stored.message),
-            duplicate: stored.duplicate,
-        })
-    }
-
-    /// [`Domain::send`], answered with the message as its deliveries share it, JSON and
-    /// all (the WebSocket's ack embeds the same object).
-    pub async fn send_stored(
         &self,
         p: &Principal,
         conversation: ConversationId,

@@ -108,6 +108,15 @@ impl SharedMessage {
     }
 }
 
+impl From<Stored> for natter_protocol::SendAck {
+    fn from(stored: Stored) -> Self {
+        natter_protocol::SendAck {
+            message: SharedMessage::into_message(stored.message),
+            duplicate: stored.duplicate,
+        }
+    }
+}
+
 impl std::ops::Deref for SharedMessage {
     type Target = Message;
 

@@ -178,7 +178,7 @@ async fn send(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<SendRequest>,
 ) -> ApiResult<(StatusCode, Json<SendAck>)> {
-    let ack = s
+    let ack: SendAck = s
         .domain
         .send(
             &auth.principal,
@@ -187,7 +187,8 @@ async fn send(
             &req.text,
             &req.attachments,
         )
-        .await?;
+        .await?
+        .into();
     let status = if ack.duplicate {
         StatusCode::OK
     } else {

@@ -426,7 +426,7 @@ async fn handle(s: &AppState, p: &Principal, text: &str) -> Option<Answer> {
         } => Some(
             match s
                 .domain
-                .send_stored(p, conversation_id, &client_id, &text, &attachments)
+                .send(p, conversation_id, &client_id, &text, &attachments)
                 .await
             {
                 // The message's JSON as its deliveries carry it, serialized once.
